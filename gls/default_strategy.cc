@@ -1,0 +1,16 @@
+// Binds gls::DefaultStrategy() to the strategy named by the build setting
+// //gls:default_strategy; BUILD.bazel passes the matching define.
+#include "gls/strategy.h"
+
+#if defined(GLS_DEFAULT_STRATEGY_THREAD_LOCAL)
+#include "strategies/thread_local/thread_local_strategy.h"
+#define GLS_DEFAULT_STRATEGY ThreadLocalStrategy
+#else
+#error "no GLS_DEFAULT_STRATEGY_<NAME> define: see //gls:default_strategy"
+#endif
+
+namespace gls {
+
+const Strategy& DefaultStrategy() { return GLS_DEFAULT_STRATEGY(); }
+
+}  // namespace gls

@@ -1,0 +1,7 @@
+#include "gls/gls.h"
+
+namespace gls {
+
+ContextManager::ContextManager() : ContextManager(DefaultStrategy()) {}
+
+}  // namespace gls

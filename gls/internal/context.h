@@ -1,0 +1,125 @@
+// gls/internal/context.h: the per-flow-of-execution record every strategy
+// hands out, and the process-wide pool of them.
+//
+// Not part of the public API: users include gls/gls.h. Strategies
+// (strategies/*) and ContextManager use this.
+//
+// A Context is what the Go original calls a goroutine id plus the per-manager
+// maps keyed by it: one small integer id, reused from a pool, and for each
+// ContextManager the Values visible at the current point of that flow of
+// execution. A Context is bound to exactly one flow of execution (a thread or
+// a fiber) at a time and only that flow reads or writes its contents, so its
+// fields need no synchronization. The pool (AcquireContext/ReleaseContext) is
+// thread-safe; FindContext is lock-free and wait-free.
+//
+// Contexts are never freed: a released Context keeps its id and goes back to
+// the pool, so a pointer from FindContext(id) is always safe to dereference
+// (what it holds is only meaningful to the flow the context is bound to).
+#ifndef GLS_INTERNAL_CONTEXT_H_
+#define GLS_INTERNAL_CONTEXT_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/container/inlined_vector.h"
+#include "gls/values.h"
+
+namespace gls {
+namespace internal {
+
+// Context
+//
+// One flow of execution's goroutine id and its per-manager values.
+class Context {
+ public:
+  Context() = default;
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  // id(): this context's goroutine id, unique among live contexts.
+  uint64_t id() const { return id_; }
+
+  // Get(manager): the values manager number `manager` has set here, or
+  // nullptr.
+  const Values* Get(size_t manager) const {
+    return manager < values_.size() ? values_[manager] : nullptr;
+  }
+
+  // Exchange(manager, values): installs `values` (may be nullptr) for manager
+  // number `manager` and returns what was installed before.
+  const Values* Exchange(size_t manager, const Values* values);
+
+  // IsEmpty(): true when no manager has values here (the state in which a
+  // context goes back to the pool).
+  bool IsEmpty() const;
+
+ private:
+  friend class ContextPool;
+  uint64_t id_ = 0;
+  absl::InlinedVector<const Values*, 4> values_;
+};
+
+// AcquireContext(): a context with no values and an id no other live context
+// has. Thread-safe. Never returns nullptr (aborts with a message if the
+// process exhausts 2^26 simultaneously live contexts).
+Context* AcquireContext();
+
+// ReleaseContext(ctx): returns `ctx` to the pool; its id may be handed out
+// again by the next AcquireContext. `ctx` must have no values left.
+void ReleaseContext(Context* ctx);
+
+// FindContext(id): the context with this id, or nullptr if no context with
+// this id was ever created. Lock-free; async-signal-safe.
+Context* FindContext(uint64_t id);
+
+// ContextLease
+//
+// RAII ownership of a pooled context: acquires on construction, releases on
+// destruction. Neither copyable nor movable.
+class ContextLease {
+ public:
+  ContextLease() : ctx_(AcquireContext()) {}
+  ~ContextLease() { ReleaseContext(ctx_); }
+  ContextLease(const ContextLease&) = delete;
+  ContextLease& operator=(const ContextLease&) = delete;
+
+  Context* get() const { return ctx_; }
+
+ private:
+  Context* const ctx_;
+};
+
+// The one thread-local context slot of the process. The thread_local
+// strategy binds contexts here; ContextManager reads it inline (no virtual
+// call) for strategies that say they use it. Initial-exec TLS: one
+// %fs-relative load, no __tls_get_addr call.
+extern thread_local Context* tls_context
+    __attribute__((tls_model("initial-exec")));
+
+// ScopedValues
+//
+// Installs a manager's values in a context for the lifetime of the guard and
+// puts back exactly what was there before when it is destroyed (also during
+// exception unwinding). Neither copyable nor movable, so an unbalanced
+// install/restore cannot be written.
+class ScopedValues {
+ public:
+  ScopedValues(Context* ctx, size_t manager, Values values)
+      : ctx_(ctx), manager_(manager), values_(std::move(values)) {
+    previous_ = ctx_->Exchange(manager_, &values_);
+  }
+  ~ScopedValues() { ctx_->Exchange(manager_, previous_); }
+  ScopedValues(const ScopedValues&) = delete;
+  ScopedValues& operator=(const ScopedValues&) = delete;
+
+ private:
+  Context* const ctx_;
+  const size_t manager_;
+  const Values values_;
+  const Values* previous_;
+};
+
+}  // namespace internal
+}  // namespace gls
+
+#endif  // GLS_INTERNAL_CONTEXT_H_

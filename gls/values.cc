@@ -1,0 +1,103 @@
+#include "gls/values.h"
+
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+
+namespace gls {
+
+ContextKey GenSym() {
+  // Starts at 1: 0 is the null key (and marks string keys inside Key).
+  static std::atomic<uint64_t> counter{0};
+  return ContextKey(counter.fetch_add(1, std::memory_order_relaxed) + 1);
+}
+
+Key::Key(const char* name) : sym_(0) {
+  if (name == nullptr) {
+    throw std::invalid_argument("gls::Key: a string key may not be null");
+  }
+  name_ = name;
+}
+
+std::ostream& operator<<(std::ostream& os, const Key& key) {
+  if (key.is_symbol()) return os << "gls::ContextKey#" << key.sym_;
+  return os << '"' << key.name_ << '"';
+}
+
+namespace internal {
+
+std::string TypeName(const std::type_info& type) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> demangled(
+      abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
+  std::string name = status == 0 ? demangled.get() : type.name();
+  // The standard string's full name helps nobody.
+  const std::string kLongString =
+      "std::__cxx11::basic_string<char, std::char_traits<char>, "
+      "std::allocator<char> >";
+  for (size_t at; (at = name.find(kLongString)) != std::string::npos;) {
+    name.replace(at, kLongString.size(), "std::string");
+  }
+  return name;
+}
+
+}  // namespace internal
+
+absl::Status Value::TypeMismatch(const std::type_info& requested) const {
+  return absl::FailedPreconditionError(
+      "gls: the value holds " + internal::TypeName(value_.type()) +
+      ", not the requested " + internal::TypeName(requested));
+}
+
+Values::Values(std::initializer_list<Entry> entries) {
+  entries_.reserve(entries.size());
+  for (const Entry& e : entries) Set(e.first, e.second);
+}
+
+void Values::Set(Key key, Value value) {
+  auto it = std::lower_bound(
+      entries_.begin(), entries_.end(), key,
+      [](const Entry& e, const Key& k) { return e.first < k; });
+  if (it != entries_.end() && it->first == key) {
+    it->second = std::move(value);
+  } else {
+    entries_.insert(it, Entry(std::move(key), std::move(value)));
+  }
+}
+
+const Value* Values::Find(const Key& key) const {
+  if (entries_.size() <= kLinearSearchMax) {
+    for (const Entry& e : entries_) {
+      if (e.first == key) return &e.second;
+    }
+    return nullptr;
+  }
+  auto it = std::lower_bound(
+      entries_.begin(), entries_.end(), key,
+      [](const Entry& e, const Key& k) { return e.first < k; });
+  return it != entries_.end() && it->first == key ? &it->second : nullptr;
+}
+
+Values Values::Merged(const Values& base, const Values& overrides) {
+  // Both are sorted: one linear merge, overrides winning on equal keys.
+  Values out;
+  out.entries_.reserve(base.size() + overrides.size());
+  auto b = base.entries_.begin(), be = base.entries_.end();
+  auto o = overrides.entries_.begin(), oe = overrides.entries_.end();
+  while (b != be || o != oe) {
+    if (o == oe || (b != be && b->first < o->first)) {
+      out.entries_.push_back(*b++);
+    } else {
+      if (b != be && b->first == o->first) ++b;
+      out.entries_.push_back(*o++);
+    }
+  }
+  return out;
+}
+
+}  // namespace gls
