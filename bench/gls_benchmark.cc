@@ -1,0 +1,97 @@
+// Microbenchmarks of gls's per-call costs, per strategy, with the baselines a
+// C++ user would otherwise reach for, in one binary so ratios come from one
+// run.
+//
+// Names: BM_<Op>/<system>[/<param>:<value>], e.g. BM_GetValue/thread_local,
+// BM_GetValue/raw_thread_local, BM_GetValue/boost_thread_specific_ptr.
+//
+// Run: bazel run -c opt //bench:gls_benchmark -- \
+//        --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <memory>
+
+#include "benchmark/benchmark.h"
+#include "boost/thread/tss.hpp"
+#include "gls/context_manager.h"
+#include "gls/strategy.h"
+#include "strategies/thread_local/thread_local_strategy.h"
+
+namespace {
+
+// GetValue of a GenSym key set by an enclosing SetValues: the hot path.
+void BM_GetValue(benchmark::State& state, const gls::Strategy* strategy) {
+  gls::ContextManager mgr(*strategy);
+  const gls::ContextKey key = gls::GenSym();
+  mgr.SetValues({{key, 42}}, [&] {
+    for (auto _ : state) {
+      benchmark::DoNotOptimize(mgr.GetValue(key));
+    }
+  });
+}
+BENCHMARK_CAPTURE(BM_GetValue, thread_local, &gls::ThreadLocalStrategy());
+
+// GetValue of a key no scope set, inside a context (the miss path).
+void BM_GetValueMiss(benchmark::State& state, const gls::Strategy* strategy) {
+  gls::ContextManager mgr(*strategy);
+  const gls::ContextKey key = gls::GenSym();
+  const gls::ContextKey absent = gls::GenSym();
+  mgr.SetValues({{key, 42}}, [&] {
+    for (auto _ : state) {
+      benchmark::DoNotOptimize(mgr.GetValue(absent));
+    }
+  });
+}
+BENCHMARK_CAPTURE(BM_GetValueMiss, thread_local, &gls::ThreadLocalStrategy());
+
+// The floor: one read of a thread_local pointer.
+thread_local int* raw_thread_local_value = nullptr;
+void BM_GetValue_RawThreadLocal(benchmark::State& state) {
+  int value = 42;
+  raw_thread_local_value = &value;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(raw_thread_local_value);
+  }
+  raw_thread_local_value = nullptr;
+}
+BENCHMARK(BM_GetValue_RawThreadLocal)->Name("BM_GetValue/raw_thread_local");
+
+// What a C++ user would otherwise use for a per-thread value.
+void BM_GetValue_BoostThreadSpecificPtr(benchmark::State& state) {
+  static boost::thread_specific_ptr<int> value;
+  value.reset(new int(42));
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(value.get());
+  }
+  value.reset();
+}
+BENCHMARK(BM_GetValue_BoostThreadSpecificPtr)
+    ->Name("BM_GetValue/boost_thread_specific_ptr");
+
+// One SetValues with one value (GenSym key), outside any context: takes a
+// goroutine id from the pool, installs the value, runs an empty function,
+// restores and releases. The Values are built once, outside the loop.
+void BM_SetValues(benchmark::State& state, const gls::Strategy* strategy) {
+  gls::ContextManager mgr(*strategy);
+  const gls::Values values{{gls::GenSym(), 42}};
+  for (auto _ : state) {
+    mgr.SetValues(values, [] { benchmark::ClobberMemory(); });
+  }
+}
+BENCHMARK_CAPTURE(BM_SetValues, thread_local, &gls::ThreadLocalStrategy());
+
+// SetValues with one value inside an enclosing scope with one value: copies
+// the enclosing value into the new scope too.
+void BM_SetValuesNested(benchmark::State& state, const gls::Strategy* strategy) {
+  gls::ContextManager mgr(*strategy);
+  const gls::Values outer{{gls::GenSym(), 1}};
+  const gls::Values inner{{gls::GenSym(), 2}};
+  mgr.SetValues(outer, [&] {
+    for (auto _ : state) {
+      mgr.SetValues(inner, [] { benchmark::ClobberMemory(); });
+    }
+  });
+}
+BENCHMARK_CAPTURE(BM_SetValuesNested, thread_local, &gls::ThreadLocalStrategy());
+
+}  // namespace
+
+BENCHMARK_MAIN();
