@@ -212,7 +212,7 @@ def debian_repositories():
     if "libunwind" not in existing:
         debian_library_repository(
             name = "libunwind",
-            require = {"/usr/include/libunwind.h": "libunwind-dev"},
+            require = {"/usr/include/x86_64-linux-gnu/libunwind.h": "libunwind-dev"},
             targets = {"libunwind": ["pkg-config:libunwind"]},
         )
     if "boost" not in existing:

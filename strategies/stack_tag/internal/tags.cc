@@ -1,0 +1,313 @@
+#include "strategies/stack_tag/internal/tags.h"
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "strategies/stack_tag/internal/frame_walk_config.h"
+
+namespace gls {
+namespace stack_tag_internal {
+namespace {
+
+enum class WalkOutcome { kStopped, kChainEnded, kChainBroken };
+
+#include GLS_STACK_TAG_FRAME_WALK_INC
+
+// Tag function kinds: 0..15 are digits.
+constexpr int kStart = 16;
+constexpr int kEnd = 17;
+constexpr int kNumTagFunctions = 18;
+constexpr int kNone = -1;
+
+// Every tag function is aligned to this stride; a return address maps to its
+// function by (address - base) >> kStrideShift.
+constexpr int kStrideShift = 7;
+constexpr uintptr_t kTagStride = uintptr_t{1} << kStrideShift;
+constexpr int kMaxSlots = 64;
+
+struct TagState {
+  uint64_t digits_value;  // digits still to write, least significant first
+  int digits_left;
+  bool end_written;
+  int expected_caller;  // the tag function Step must be called from next
+  absl::FunctionRef<void()> fn;
+};
+
+void Step(TagState* s, int caller);
+
+}  // namespace
+}  // namespace stack_tag_internal
+}  // namespace gls
+
+// The 18 tag functions. extern "C" so they read plainly in debuggers and
+// profilers ("gls_stack_tag_digit_a"). See tags.h for the defences.
+#if defined(GLS_STACK_TAG_UNDEFENDED)
+// Test-only build (//strategies/stack_tag:self_check_test): same section
+// and stride, but noipa dropped and all bodies identical, so GCC's -fipa-icf
+// folds them and the self-check must notice.
+#define GLS_TAG_FUNCTION(name, kind)                                   \
+  extern "C" __attribute__((noinline, used, aligned(128),              \
+                            section("gls_stack_tag_text"))) void       \
+  name(gls::stack_tag_internal::TagState* s) {                         \
+    gls::stack_tag_internal::Step(s, s->expected_caller);              \
+  }
+#else
+#define GLS_TAG_FUNCTION(name, kind)                                       \
+  extern "C" __attribute__((noinline, noipa, used, aligned(128),           \
+                            section("gls_stack_tag_text"))) void           \
+  name(gls::stack_tag_internal::TagState* s) {                             \
+    gls::stack_tag_internal::Step(s, kind);                                \
+    /* Code after the call: it cannot become a tail call (jmp), so this */ \
+    /* function's frame, and its return address, stay on the stack. */     \
+    asm volatile("" ::: "memory");                                         \
+  }
+static_assert(128 == gls::stack_tag_internal::kTagStride);
+#endif
+
+GLS_TAG_FUNCTION(gls_stack_tag_start, 16)
+GLS_TAG_FUNCTION(gls_stack_tag_end, 17)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_0, 0)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_1, 1)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_2, 2)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_3, 3)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_4, 4)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_5, 5)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_6, 6)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_7, 7)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_8, 8)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_9, 9)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_a, 10)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_b, 11)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_c, 12)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_d, 13)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_e, 14)
+GLS_TAG_FUNCTION(gls_stack_tag_digit_f, 15)
+
+namespace gls {
+namespace stack_tag_internal {
+namespace {
+
+using TagFunction = void (*)(TagState*);
+
+// Indexed by kind: digits 0..15, then start, then end.
+constexpr TagFunction kTagFunctions[kNumTagFunctions] = {
+    gls_stack_tag_digit_0, gls_stack_tag_digit_1, gls_stack_tag_digit_2,
+    gls_stack_tag_digit_3, gls_stack_tag_digit_4, gls_stack_tag_digit_5,
+    gls_stack_tag_digit_6, gls_stack_tag_digit_7, gls_stack_tag_digit_8,
+    gls_stack_tag_digit_9, gls_stack_tag_digit_a, gls_stack_tag_digit_b,
+    gls_stack_tag_digit_c, gls_stack_tag_digit_d, gls_stack_tag_digit_e,
+    gls_stack_tag_digit_f, gls_stack_tag_start,   gls_stack_tag_end,
+};
+
+// Writes the next tag frame, or, once the end marker is written, runs fn.
+void Step(TagState* s, int caller) {
+  if (caller != s->expected_caller) {
+    std::fprintf(stderr,
+                 "gls: stack_tag: tag function %d ran where %d was expected; "
+                 "the tag functions were folded or reordered\n",
+                 caller, s->expected_caller);
+    std::abort();
+  }
+  if (s->digits_left > 0) {
+    const int digit = static_cast<int>(s->digits_value & 0xf);
+    s->digits_value >>= 4;
+    --s->digits_left;
+    s->expected_caller = digit;
+    kTagFunctions[digit](s);
+    return;
+  }
+  if (!s->end_written) {
+    s->end_written = true;
+    s->expected_caller = kEnd;
+    kTagFunctions[kEnd](s);
+    return;
+  }
+  s->fn();
+}
+
+// Where the tag functions are: filled once by GetLayout().
+struct Layout {
+  uintptr_t base = 0;
+  int8_t kind_of_slot[kMaxSlots];
+  std::string problem;  // empty when the layout is usable
+};
+
+Layout ComputeLayout() {
+  Layout layout;
+  std::fill(std::begin(layout.kind_of_slot), std::end(layout.kind_of_slot),
+            static_cast<int8_t>(kNone));
+  uintptr_t addresses[kNumTagFunctions];
+  for (int k = 0; k < kNumTagFunctions; ++k) {
+    addresses[k] = reinterpret_cast<uintptr_t>(kTagFunctions[k]);
+  }
+  layout.base = *std::min_element(std::begin(addresses), std::end(addresses));
+  char buf[256];
+  for (int k = 0; k < kNumTagFunctions; ++k) {
+    const uintptr_t offset = addresses[k] - layout.base;
+    const uintptr_t slot = offset >> kStrideShift;
+    if ((offset & (kTagStride - 1)) != 0 || slot >= kMaxSlots) {
+      std::snprintf(buf, sizeof buf,
+                    "tag function %d is at offset %" PRIuPTR
+                    " from the first, not a multiple of %d bytes within %d "
+                    "slots: the section attribute or alignment was lost",
+                    k, offset, static_cast<int>(kTagStride), kMaxSlots);
+      layout.problem = buf;
+      return layout;
+    }
+    if (layout.kind_of_slot[slot] != kNone) {
+      std::snprintf(buf, sizeof buf,
+                    "tag functions %d and %d have the same address %#" PRIxPTR
+                    ": identical code folding (GCC -fipa-icf, a linker's "
+                    "--icf) merged them",
+                    layout.kind_of_slot[slot], k, addresses[k]);
+      layout.problem = buf;
+      return layout;
+    }
+    layout.kind_of_slot[slot] = static_cast<int8_t>(k);
+  }
+  // libunwind: cache unwind info per thread (cheaper steps, no global lock).
+  unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+  return layout;
+}
+
+const Layout& GetLayout() {
+  static const Layout* layout = new Layout(ComputeLayout());
+  return *layout;
+}
+
+inline int Classify(const Layout& layout, uintptr_t return_address) {
+  const uintptr_t offset = return_address - layout.base;
+  if (offset >= uintptr_t{kMaxSlots} << kStrideShift) return kNone;
+  return layout.kind_of_slot[offset >> kStrideShift];
+}
+
+// Decodes tag frames as the walk meets them, innermost first: an end marker,
+// then digits (most significant first), then the start marker.
+class Decoder {
+ public:
+  explicit Decoder(const Layout& layout) : layout_(layout) {}
+
+  // Returns true when the walk can stop.
+  bool Visit(uintptr_t return_address) {
+    const int kind = Classify(layout_, return_address);
+    if (kind == kNone) return false;
+    if (!seen_end_) {
+      if (kind == kEnd) {
+        seen_end_ = true;
+        return false;
+      }
+      // A digit or start before any end marker: a chain being built or torn
+      // down (a signal arrived mid-way). Its scope is not running: no tag.
+      return true;
+    }
+    if (kind == kStart) {
+      found_ = true;
+      return true;
+    }
+    if (kind == kEnd) return true;  // two end markers: corrupt; no tag
+    value_ = (value_ << 4) | static_cast<uint64_t>(kind);
+    return false;
+  }
+
+  std::optional<uint64_t> result() const {
+    return found_ ? std::optional<uint64_t>(value_) : std::nullopt;
+  }
+
+ private:
+  const Layout& layout_;
+  bool seen_end_ = false;
+  bool found_ = false;
+  uint64_t value_ = 0;
+};
+
+std::atomic<uint64_t> frame_pointer_fallbacks{0};
+
+__attribute__((noinline)) std::optional<uint64_t> ReadWithLibunwind(
+    const Layout& layout) {
+  Decoder decoder(layout);
+  unw_context_t uc;
+  unw_cursor_t cursor;
+  if (unw_getcontext(&uc) != 0 || unw_init_local(&cursor, &uc) != 0) {
+    return std::nullopt;
+  }
+  // The first frame is this function; its IP is not a return address.
+  while (unw_step(&cursor) > 0) {
+    unw_word_t ip = 0;
+    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0) break;
+    if (decoder.Visit(static_cast<uintptr_t>(ip))) break;
+  }
+  return decoder.result();
+}
+
+}  // namespace
+
+void RunTagged(uint64_t id, absl::FunctionRef<void()> fn) {
+  int digits = 0;
+  for (uint64_t v = id; v != 0; v >>= 4) ++digits;
+  TagState state{id, digits, false, kStart, fn};
+  gls_stack_tag_start(&state);
+}
+
+std::optional<uint64_t> ReadTag(Walker walker) {
+  const Layout& layout = GetLayout();
+  if (walker == Walker::kFramePointer && kHaveFrameWalk) {
+    Decoder decoder(layout);
+    const WalkOutcome outcome = WalkFramePointers(
+        [&](uintptr_t ra) { return decoder.Visit(ra); });
+    if (outcome != WalkOutcome::kChainBroken) return decoder.result();
+    frame_pointer_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  }
+  return ReadWithLibunwind(layout);
+}
+
+uint64_t FramePointerFallbacks() {
+  return frame_pointer_fallbacks.load(std::memory_order_relaxed);
+}
+
+namespace {
+
+absl::Status RunSelfCheck() {
+  const Layout& layout = GetLayout();
+  if (!layout.problem.empty()) {
+    return absl::InternalError("stack_tag self-check: " + layout.problem);
+  }
+  static constexpr uint64_t kIds[] = {
+      0,           1,           0xf,         0x10,
+      0xabc,       0x123456789abcdef0, 0xfedcba9876543210, ~uint64_t{0},
+  };
+  for (Walker walker : {Walker::kFramePointer, Walker::kLibunwind}) {
+    for (uint64_t id : kIds) {
+      std::optional<uint64_t> read;
+      RunTagged(id, [&] { read = ReadTag(walker); });
+      if (read != id) {
+        char buf[320];
+        std::snprintf(
+            buf, sizeof buf,
+            "stack_tag self-check: id %#" PRIx64 " read back as %s%#" PRIx64
+            " with the %s walker: the tag functions were inlined, turned into "
+            "tail calls, folded, or the unwinder cannot see their frames",
+            id, read ? "" : "nothing, not ", read.value_or(0),
+            walker == Walker::kFramePointer ? "frame-pointer" : "libunwind");
+        return absl::InternalError(buf);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const absl::Status& SelfCheck() {
+  static const absl::Status* status = new absl::Status(RunSelfCheck());
+  return *status;
+}
+
+}  // namespace stack_tag_internal
+}  // namespace gls

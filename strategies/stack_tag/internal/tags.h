@@ -1,0 +1,72 @@
+// strategies/stack_tag/internal/tags.h: writing a number into the call stack
+// and reading it back. The mechanism behind the stack_tag strategy; not a
+// public API.
+//
+// RunTagged(id, fn) calls fn through a chain of tag functions that spells
+// `id`: a start marker, one digit function per hexadecimal digit (least
+// significant first), and an end marker:
+//
+//     start -> digit[id & 0xf] -> digit[(id >> 4) & 0xf] -> ... -> end -> fn
+//
+// ReadTag() walks the stack from the innermost frame outward, classifies each
+// return address (O(1): the 18 tag functions sit at a fixed stride in one
+// section, so an address maps to a slot by one subtraction and one shift),
+// and decodes the digits between the innermost end marker and the start
+// marker. Digits seen before any end marker belong to a chain still being
+// built or torn down (e.g. a signal arrived mid-way) and mean "no tag".
+//
+// Defences against the optimizer (the Go original broke when its compiler got
+// better at inlining): the tag functions are noinline and noipa (no inlining,
+// cloning, interprocedural constant propagation or GCC identical code
+// folding), each passes its own digit to the shared step function so no two
+// bodies are identical, each has an empty asm statement after its call so the
+// call cannot become a tail call, and all of them live in one section so a
+// linker's section-level identical code folding (gold --icf) cannot merge
+// them. SelfCheck() verifies the result at first use.
+#ifndef STRATEGIES_STACK_TAG_INTERNAL_TAGS_H_
+#define STRATEGIES_STACK_TAG_INTERNAL_TAGS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+
+namespace gls {
+namespace stack_tag_internal {
+
+// How ReadTag walks the stack.
+enum class Walker {
+  // Follows the saved frame-pointer chain: a few loads per frame, no locks,
+  // async-signal-safe. Needs every frame between the tag and the reader to
+  // keep frame pointers (or at least not clobber %rbp); if the chain looks
+  // broken, the walk is redone with libunwind.
+  kFramePointer,
+  // libunwind's local unwinder (unw_step over DWARF CFI): works without frame
+  // pointers; slower, and not async-signal-safe on first use.
+  kLibunwind,
+};
+
+// RunTagged(id, fn): calls `fn` with `id` written into the stack below it.
+// Exceptions from `fn` propagate; the tag frames unwind normally.
+void RunTagged(uint64_t id, absl::FunctionRef<void()> fn);
+
+// ReadTag(walker): the id of the innermost complete tag above this call, or
+// std::nullopt if there is none.
+std::optional<uint64_t> ReadTag(Walker walker);
+
+// SelfCheck(): verifies, once per process (later calls return the cached
+// result), that the tag functions were laid out as expected and that ids
+// round-trip through RunTagged/ReadTag with both walkers. An error names the
+// likely cause (inlining, folding, a missing section).
+const absl::Status& SelfCheck();
+
+// Statistics for tests and benchmarks: how many frame-pointer walks gave up
+// and were redone with libunwind.
+uint64_t FramePointerFallbacks();
+
+}  // namespace stack_tag_internal
+}  // namespace gls
+
+#endif  // STRATEGIES_STACK_TAG_INTERNAL_TAGS_H_

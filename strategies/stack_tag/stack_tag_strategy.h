@@ -1,0 +1,75 @@
+// strategies/stack_tag/stack_tag_strategy.h: the context id written into the
+// call stack itself, as in the Go original.
+//
+// What this is for: goroutine-local storage that follows any stack, with no
+// thread-local state and no cooperation from a scheduler. The context id is
+// written as a chain of calls to 18 tag functions (a start marker, one
+// function per hexadecimal digit, an end marker) below the SetValues scope,
+// and read back by walking the stack from GetValue up to the innermost start
+// marker (strategies/stack_tag/internal/tags.h). So it is right for threads
+// and for stackful fibers that switch on one thread (Boost.Context,
+// Boost.Fiber): each fiber's stack carries its own tag.
+//
+// What this is not: fast like thread_local. GetValue costs a stack walk
+// proportional to the number of frames between it and the SetValues scope
+// (about 1 ns per frame with the frame-pointer walker), and a full walk of the
+// stack when there is no scope at all.
+//
+// Walkers (docs/strategies.md):
+//   * StackTagStrategy(): the build's default walker, set with
+//     --//strategies/stack_tag:walker=frame_pointer (default) or =libunwind.
+//     frame_pointer follows saved %rbp links (every gls build keeps frame
+//     pointers: .bazelrc) and redoes the walk with libunwind when a link looks
+//     wrong; libunwind uses DWARF CFI and needs no frame pointers.
+//   * StackTagLibunwindStrategy(): always libunwind ("stack_tag_libunwind").
+//   Both read the same tags, so managers using either interoperate.
+//
+// Self-check: the first use encodes and decodes known ids (including
+// 2^64-1) with both walkers. If that fails — the tag functions were inlined,
+// folded or turned into tail calls by some compiler or linker — a diagnostic
+// naming the likely cause goes to stderr and the strategy falls back to the
+// thread_local strategy (correct for threads, not for fibers), unless the
+// environment sets GLS_STACK_TAG_STRICT=1, in which case the process aborts.
+//
+// Guarantees: thread-safe. Current() takes no lock and allocates nothing with
+// the frame-pointer walker, and is then async-signal-safe once the strategy
+// has been used outside the handler (GetValue in a signal handler sees the
+// interrupted scope's values). The libunwind walker is not claimed
+// async-signal-safe.
+//
+// Example:
+//
+//   gls::ContextManager mgr(gls::StackTagStrategy());
+//   mgr.SetValues({{"request_id", 42}}, [&] {
+//     // Any fiber resumed from here that set its own values sees its own.
+//     Handle();
+//   });
+#ifndef STRATEGIES_STACK_TAG_STACK_TAG_STRATEGY_H_
+#define STRATEGIES_STACK_TAG_STACK_TAG_STRATEGY_H_
+
+#include "absl/status/status.h"
+#include "gls/strategy.h"
+
+namespace gls {
+
+// StackTagStrategy()
+//
+// The stack_tag strategy with the build's default walker. Runs the self-check
+// on first call.
+const Strategy& StackTagStrategy();
+
+// StackTagLibunwindStrategy()
+//
+// The stack_tag strategy that always walks with libunwind.
+const Strategy& StackTagLibunwindStrategy();
+
+// StackTagSelfCheck()
+//
+// The result of the self-check (OK, or an error naming the likely cause).
+// When it is an error, the stack_tag strategies use the thread_local
+// strategy instead (see above).
+const absl::Status& StackTagSelfCheck();
+
+}  // namespace gls
+
+#endif  // STRATEGIES_STACK_TAG_STACK_TAG_STRATEGY_H_
