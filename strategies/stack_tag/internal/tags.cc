@@ -49,15 +49,18 @@ void Step(TagState* s, int caller);
 // The 18 tag functions. extern "C" so they read plainly in debuggers and
 // profilers ("gls_stack_tag_digit_a"). See tags.h for the defences.
 #if defined(GLS_STACK_TAG_UNDEFENDED)
-// Test-only build (//strategies/stack_tag:self_check_test): same section
-// and stride, but noipa dropped and all bodies identical, so GCC's -fipa-icf
-// folds them and the self-check must notice.
-#define GLS_TAG_FUNCTION(name, kind)                                   \
-  extern "C" __attribute__((noinline, used, aligned(128),              \
-                            section("gls_stack_tag_text"))) void       \
-  name(gls::stack_tag_internal::TagState* s) {                         \
-    gls::stack_tag_internal::Step(s, s->expected_caller);              \
-  }
+// Test-only build (//strategies/stack_tag:self_check_test): folding forced.
+// Every tag function is an alias of one body, which is exactly what identical
+// code folding does to functions that compile to the same code; the
+// self-check must notice. (Forced with aliases rather than left to
+// -fipa-icf, whose decisions change with sanitizer instrumentation.)
+extern "C" __attribute__((noinline, used)) void gls_stack_tag_folded(
+    gls::stack_tag_internal::TagState* s) {
+  gls::stack_tag_internal::Step(s, s->expected_caller);
+}
+#define GLS_TAG_FUNCTION(name, kind) \
+  extern "C" void name(gls::stack_tag_internal::TagState* s) \
+      __attribute__((alias("gls_stack_tag_folded")));
 #else
 #define GLS_TAG_FUNCTION(name, kind)                                       \
   extern "C" __attribute__((noinline, noipa, used, aligned(128),           \
