@@ -13,6 +13,7 @@
 #include "boost/thread/tss.hpp"
 #include "gls/context_manager.h"
 #include "gls/strategy.h"
+#include "strategies/stack_tag/stack_tag_strategy.h"
 #include "strategies/thread_local/thread_local_strategy.h"
 
 namespace {
@@ -29,6 +30,41 @@ void BM_GetValue(benchmark::State& state, const gls::Strategy* strategy) {
 }
 BENCHMARK_CAPTURE(BM_GetValue, thread_local, &gls::ThreadLocalStrategy());
 
+// GetValue with `depth` frames between the SetValues scope and the read: the
+// cost per frame of the stack-walking strategies.
+__attribute__((noinline)) void ReadAtDepth(benchmark::State& state,
+                                           const gls::ContextManager& mgr,
+                                           gls::ContextKey key, int depth) {
+  if (depth > 0) {
+    ReadAtDepth(state, mgr, key, depth - 1);
+    benchmark::ClobberMemory();  // keeps this frame: no tail call
+    return;
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(mgr.GetValue(key));
+  }
+}
+
+void BM_GetValueAtDepth(benchmark::State& state, const gls::Strategy* strategy) {
+  gls::ContextManager mgr(*strategy);
+  const gls::ContextKey key = gls::GenSym();
+  mgr.SetValues({{key, 42}}, [&] {
+    if (mgr.GetValue(key) == nullptr) state.SkipWithError("value not found");
+    ReadAtDepth(state, mgr, key, static_cast<int>(state.range(0)));
+  });
+}
+#define GLS_DEPTH_SWEEP ArgName("depth")->Arg(0)->Arg(8)->Arg(64)->Arg(512)
+BENCHMARK_CAPTURE(BM_GetValueAtDepth, thread_local, &gls::ThreadLocalStrategy())
+    ->Name("BM_GetValue/thread_local")
+    ->GLS_DEPTH_SWEEP;
+BENCHMARK_CAPTURE(BM_GetValueAtDepth, stack_tag, &gls::StackTagStrategy())
+    ->Name("BM_GetValue/stack_tag")
+    ->GLS_DEPTH_SWEEP;
+BENCHMARK_CAPTURE(BM_GetValueAtDepth, stack_tag_libunwind,
+                  &gls::StackTagLibunwindStrategy())
+    ->Name("BM_GetValue/stack_tag_libunwind")
+    ->GLS_DEPTH_SWEEP;
+
 // GetValue of a key no scope set, inside a context (the miss path).
 void BM_GetValueMiss(benchmark::State& state, const gls::Strategy* strategy) {
   gls::ContextManager mgr(*strategy);
@@ -41,6 +77,7 @@ void BM_GetValueMiss(benchmark::State& state, const gls::Strategy* strategy) {
   });
 }
 BENCHMARK_CAPTURE(BM_GetValueMiss, thread_local, &gls::ThreadLocalStrategy());
+BENCHMARK_CAPTURE(BM_GetValueMiss, stack_tag, &gls::StackTagStrategy());
 
 // The floor: one read of a thread_local pointer.
 thread_local int* raw_thread_local_value = nullptr;
@@ -77,6 +114,7 @@ void BM_SetValues(benchmark::State& state, const gls::Strategy* strategy) {
   }
 }
 BENCHMARK_CAPTURE(BM_SetValues, thread_local, &gls::ThreadLocalStrategy());
+BENCHMARK_CAPTURE(BM_SetValues, stack_tag, &gls::StackTagStrategy());
 
 // SetValues with one value inside an enclosing scope with one value: copies
 // the enclosing value into the new scope too.
@@ -91,6 +129,7 @@ void BM_SetValuesNested(benchmark::State& state, const gls::Strategy* strategy) 
   });
 }
 BENCHMARK_CAPTURE(BM_SetValuesNested, thread_local, &gls::ThreadLocalStrategy());
+BENCHMARK_CAPTURE(BM_SetValuesNested, stack_tag, &gls::StackTagStrategy());
 
 }  // namespace
 

@@ -66,12 +66,20 @@ void ContextManager::SetValuesImpl(const Values& values,
     fn();
     return;
   }
-  strategy_->EnsureContext([&](internal::Context* ctx) {
+  // Not Strategy::EnsureContext: one lambda fewer between the scope and the
+  // code in it, which the stack-walking strategies pay for on every read.
+  auto install_and_run = [&](internal::Context* ctx) {
     const Values* visible = ctx->Get(index_);
     internal::ScopedValues scope(
         ctx, index_, visible == nullptr ? values : Values::Merged(*visible, values));
     fn();
-  });
+  };
+  if (internal::Context* ctx = strategy_->CurrentInline()) {
+    install_and_run(ctx);
+    return;
+  }
+  internal::ContextLease lease;
+  strategy_->RunBound(lease.get(), [&] { install_and_run(lease.get()); });
 }
 
 Values ContextManager::GetValues() const {

@@ -20,12 +20,8 @@ const Values* Context::Exchange(size_t manager, const Values* values) {
   }
   const Values* previous = values_[manager];
   values_[manager] = values;
+  live_ += static_cast<int>(values != nullptr) - static_cast<int>(previous != nullptr);
   return previous;
-}
-
-bool Context::IsEmpty() const {
-  return std::all_of(values_.begin(), values_.end(),
-                     [](const Values* v) { return v == nullptr; });
 }
 
 // The pool: contexts live in fixed-size chunks published through an array of

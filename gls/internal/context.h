@@ -51,11 +51,13 @@ class Context {
 
   // IsEmpty(): true when no manager has values here (the state in which a
   // context goes back to the pool).
-  bool IsEmpty() const;
+  // O(1): the outermost SetValues checks it on every return.
+  bool IsEmpty() const { return live_ == 0; }
 
  private:
   friend class ContextPool;
   uint64_t id_ = 0;
+  int live_ = 0;  // non-null entries of values_
   absl::InlinedVector<const Values*, 4> values_;
 };
 
