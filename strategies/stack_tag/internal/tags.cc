@@ -28,10 +28,12 @@ constexpr int kNumTagFunctions = 18;
 constexpr int kNone = -1;
 
 // Every tag function is aligned to this stride; a return address maps to its
-// function by (address - base) >> kStrideShift.
+// function by (address - base) >> kStrideShift. A function longer than the
+// stride (e.g. at -O0, or instrumented) owns every slot up to the next
+// function's start, or to the end of the section for the last one.
 constexpr int kStrideShift = 7;
 constexpr uintptr_t kTagStride = uintptr_t{1} << kStrideShift;
-constexpr int kMaxSlots = 64;
+constexpr int kMaxSlots = 256;
 
 struct TagState {
   uint64_t digits_value;  // digits still to write, least significant first
@@ -57,7 +59,9 @@ __attribute__((always_inline)) inline void Step(TagState* s, int caller);
 // code folding does to functions that compile to the same code; the
 // self-check must notice. (Forced with aliases rather than left to
 // -fipa-icf, whose decisions change with sanitizer instrumentation.)
-extern "C" __attribute__((noinline, used)) void gls_stack_tag_folded(
+extern "C" __attribute__((noinline, used, aligned(128),
+                          section("gls_stack_tag_text"))) void
+gls_stack_tag_folded(
     gls::stack_tag_internal::TagState* s) {
   gls::stack_tag_internal::Step(s, s->expected_caller);
 }
@@ -145,6 +149,18 @@ struct Layout {
   std::string problem;  // empty when the layout is usable
 };
 
+#if defined(__SANITIZE_THREAD__)
+// See ReadWithLibunwind: no per-thread caches under TSan.
+constexpr unw_caching_policy_t kLibunwindCachingPolicy = UNW_CACHE_GLOBAL;
+#else
+// Per-thread caches: no global lock on the unwinding path.
+constexpr unw_caching_policy_t kLibunwindCachingPolicy = UNW_CACHE_PER_THREAD;
+#endif
+
+// The linker defines these for a section whose name is a C identifier.
+extern "C" const char __start_gls_stack_tag_text[] __attribute__((weak));
+extern "C" const char __stop_gls_stack_tag_text[] __attribute__((weak));
+
 Layout ComputeLayout() {
   Layout layout;
   std::fill(std::begin(layout.kind_of_slot), std::end(layout.kind_of_slot),
@@ -154,16 +170,29 @@ Layout ComputeLayout() {
     addresses[k] = reinterpret_cast<uintptr_t>(kTagFunctions[k]);
   }
   layout.base = *std::min_element(std::begin(addresses), std::end(addresses));
+  const uintptr_t section_end =
+      reinterpret_cast<uintptr_t>(__stop_gls_stack_tag_text);
   char buf[256];
+  if (section_end == 0 || section_end <= layout.base ||
+      ((section_end - layout.base + kTagStride - 1) >> kStrideShift) >
+          uintptr_t{kMaxSlots}) {
+    std::snprintf(buf, sizeof buf,
+                  "the tag functions are not in one gls_stack_tag_text "
+                  "section of at most %d bytes: the section attribute was "
+                  "lost",
+                  kMaxSlots << kStrideShift);
+    layout.problem = buf;
+    return layout;
+  }
   for (int k = 0; k < kNumTagFunctions; ++k) {
     const uintptr_t offset = addresses[k] - layout.base;
     const uintptr_t slot = offset >> kStrideShift;
-    if ((offset & (kTagStride - 1)) != 0 || slot >= kMaxSlots) {
+    if ((offset & (kTagStride - 1)) != 0 || addresses[k] >= section_end) {
       std::snprintf(buf, sizeof buf,
                     "tag function %d is at offset %" PRIuPTR
-                    " from the first, not a multiple of %d bytes within %d "
-                    "slots: the section attribute or alignment was lost",
-                    k, offset, static_cast<int>(kTagStride), kMaxSlots);
+                    " from the first, not a multiple of %d bytes inside the "
+                    "section: the alignment was lost",
+                    k, offset, static_cast<int>(kTagStride));
       layout.problem = buf;
       return layout;
     }
@@ -178,8 +207,18 @@ Layout ComputeLayout() {
     }
     layout.kind_of_slot[slot] = static_cast<int8_t>(k);
   }
-  // libunwind: cache unwind info per thread (cheaper steps, no global lock).
-  unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+  // Each function owns the slots up to the next function or the section end.
+  const int end_slot = static_cast<int>(
+      (section_end - layout.base + kTagStride - 1) >> kStrideShift);
+  int8_t owner = kNone;
+  for (int slot = 0; slot < end_slot; ++slot) {
+    if (layout.kind_of_slot[slot] != kNone) {
+      owner = layout.kind_of_slot[slot];
+    } else {
+      layout.kind_of_slot[slot] = owner;
+    }
+  }
+  unw_set_caching_policy(unw_local_addr_space, kLibunwindCachingPolicy);
   return layout;
 }
 
@@ -235,6 +274,30 @@ class Decoder {
 
 std::atomic<uint64_t> frame_pointer_fallbacks{0};
 
+#if defined(__SANITIZE_THREAD__)
+// Under TSan, libunwind's per-thread caches (unw_backtrace's trace cache,
+// UNW_CACHE_PER_THREAD) are freed by thread-exit destructors that run after
+// TSan has torn the thread's state down, and crash. Use unw_step with the
+// global cache instead: slower, same answers.
+
+__attribute__((noinline)) std::optional<uint64_t> ReadWithLibunwind(
+    const Layout& layout) {
+  Decoder decoder(layout);
+  unw_context_t uc;
+  unw_cursor_t cursor;
+  if (unw_getcontext(&uc) != 0 || unw_init_local(&cursor, &uc) != 0) {
+    return std::nullopt;
+  }
+  // The first frame is this function; its IP is not a return address.
+  while (unw_step(&cursor) > 0) {
+    unw_word_t ip = 0;
+    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0) break;
+    if (decoder.Visit(static_cast<uintptr_t>(ip))) break;
+  }
+  return decoder.result();
+}
+#else
+
 // libunwind walk. unw_backtrace (libunwind's cached fast path, several
 // times cheaper per frame than unw_step) cannot stop early, so it captures a
 // bounded window that grows geometrically until the window holds the start
@@ -263,6 +326,7 @@ __attribute__((noinline)) std::optional<uint64_t> ReadWithLibunwind(
     }
   }
 }
+#endif  // __SANITIZE_THREAD__
 
 }  // namespace
 
