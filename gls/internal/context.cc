@@ -117,11 +117,22 @@ Context* AcquireContext() {
 
 void ReleaseContext(Context* ctx) {
   if (!ctx->IsEmpty()) {
-    std::fprintf(stderr,
-                 "gls: internal error: context %llu released with values "
-                 "still set\n",
-                 static_cast<unsigned long long>(ctx->id()));
-    std::abort();
+    // Another flow still has values installed in this context: its scopes
+    // began inside ours and have not ended. That happens when fibers switch
+    // in the middle of SetValues scopes under a strategy that cannot tell
+    // fibers apart. Pooling the context would hand it to a third flow while
+    // in use; keeping it out of the pool costs one id.
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true)) {
+      std::fprintf(stderr,
+                   "gls: context %llu ended while scopes of another flow of "
+                   "execution still use it; are fibers switching inside "
+                   "SetValues scopes under the thread_local strategy? Use the "
+                   "stack_tag or goid strategy for fibers (docs/strategies.md). "
+                   "The context is retired, not reused.\n",
+                   static_cast<unsigned long long>(ctx->id()));
+    }
+    return;
   }
   ThreadCache& cache = thread_cache;
   if (cache.alive && cache.ctx == nullptr) {

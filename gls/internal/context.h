@@ -67,7 +67,9 @@ class Context {
 Context* AcquireContext();
 
 // ReleaseContext(ctx): returns `ctx` to the pool; its id may be handed out
-// again by the next AcquireContext. `ctx` must have no values left.
+// again by the next AcquireContext. If `ctx` still has values (another flow's
+// scopes are still using it: fibers under a strategy that cannot tell them
+// apart), it is retired instead, with a one-time warning on stderr.
 void ReleaseContext(Context* ctx);
 
 // FindContext(id): the context with this id, or nullptr if no context with

@@ -1,0 +1,449 @@
+// The correctness matrix of //bench:compare: every system (our strategies and
+// the C++ baselines a user would otherwise pick) against every scenario, from
+// real runs. Prints one JSON document on stdout:
+//   {"correctness": [{"system": ..., "scenario": ..., "result":
+//     "pass"|"fail"|"not_applicable", "note": ...}, ...]}
+//
+// Run: bazel run //bench:correctness
+#include <signal.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "boost/fiber/all.hpp"
+#include "boost/thread/tss.hpp"
+#include "gls/context_manager.h"
+#include "gls/go.h"
+#include "strategies/stack_tag/stack_tag_strategy.h"
+#include "strategies/testing/annotated_fiber.h"
+#include "strategies/thread_local/thread_local_strategy.h"
+#if defined(GLS_BENCH_HAVE_GOID)
+#include "strategies/goid/goid_strategy.h"
+#endif
+
+namespace {
+
+// One "slot" of a system: a place a scoped value can be set and read.
+class Slot {
+ public:
+  virtual ~Slot() = default;
+  // Runs fn with `value` set in this slot; restores on exit (also on throw).
+  virtual void Set(int value, absl::FunctionRef<void()> fn) = 0;
+  virtual std::optional<int> Get() = 0;
+};
+
+// A system: makes independent slots, and maybe carries them into threads.
+class System {
+ public:
+  virtual ~System() = default;
+  virtual std::string name() const = 0;
+  virtual std::unique_ptr<Slot> NewSlot() = 0;
+  // Starts a thread that keeps the caller's values, if the system can.
+  virtual bool HasGo() const { return false; }
+  virtual std::jthread Go(std::function<void()> fn) {
+    throw std::logic_error("no Go");
+  }
+  // A task for a thread pool that carries the caller's values into the pool
+  // thread, if the system has a way to.
+  virtual std::function<void()> Carry(std::function<void()> fn) { return fn; }
+  virtual bool CanCarry() const { return false; }
+};
+
+// ---- gls strategies ----
+
+class GlsSlot final : public Slot {
+ public:
+  GlsSlot(const gls::Strategy& s, std::vector<GlsSlot*>* live)
+      : mgr_(s), key_(gls::GenSym()), live_(live) {
+    live_->push_back(this);
+  }
+  ~GlsSlot() override { std::erase(*live_, this); }
+  void Set(int value, absl::FunctionRef<void()> fn) override {
+    mgr_.SetValues({{key_, value}}, [&] { fn(); });
+  }
+  std::optional<int> Get() override {
+    const gls::Value* v = mgr_.GetValue(key_);
+    if (v == nullptr) return std::nullopt;
+    return *v->TryAs<int>();
+  }
+  gls::ContextManager& mgr() { return mgr_; }
+
+ private:
+  gls::ContextManager mgr_;
+  gls::ContextKey key_;
+  std::vector<GlsSlot*>* live_;  // the system's live slots
+};
+
+class GlsSystem final : public System {
+ public:
+  GlsSystem(std::string name, const gls::Strategy& s) : name_(name), s_(s) {}
+  std::string name() const override { return name_; }
+  std::unique_ptr<Slot> NewSlot() override {
+    return std::make_unique<GlsSlot>(s_, &slots_);
+  }
+  bool HasGo() const override { return true; }
+  std::jthread Go(std::function<void()> fn) override { return gls::Go(fn); }
+  bool CanCarry() const override { return true; }
+  std::function<void()> Carry(std::function<void()> fn) override {
+    // What a user does for an executor: capture every manager's values and
+    // set them again in the task.
+    std::vector<std::pair<gls::ContextManager*, gls::Values>> captured;
+    for (GlsSlot* slot : slots_) {
+      captured.emplace_back(&slot->mgr(), slot->mgr().GetValues());
+    }
+    return [captured, fn] {
+      std::function<void()> run = fn;
+      for (auto& [mgr, values] : captured) {
+        run = [mgr = mgr, values = values, run] { mgr->SetValues(values, run); };
+      }
+      run();
+    };
+  }
+
+ private:
+  std::string name_;
+  const gls::Strategy& s_;
+  std::vector<GlsSlot*> slots_;  // live slots, for Carry
+};
+
+// ---- baselines ----
+
+// Raw thread_local: a fixed number of thread_local pointers, one per slot.
+thread_local const int* raw_slots[8];
+int next_raw_slot = 0;
+
+class RawThreadLocalSlot final : public Slot {
+ public:
+  RawThreadLocalSlot() : index_(next_raw_slot++ % 8) {}
+  void Set(int value, absl::FunctionRef<void()> fn) override {
+    const int* previous = raw_slots[index_];
+    struct Restore {
+      int i;
+      const int* p;
+      ~Restore() { raw_slots[i] = p; }
+    } restore{index_, previous};
+    raw_slots[index_] = &value;
+    fn();
+  }
+  std::optional<int> Get() override {
+    const int* p = raw_slots[index_];
+    return p ? std::optional<int>(*p) : std::nullopt;
+  }
+
+ private:
+  int index_;
+};
+
+template <typename Ptr>
+class ScopedPtrSlot final : public Slot {
+ public:
+  void Set(int value, absl::FunctionRef<void()> fn) override {
+    std::optional<int> previous = Get();
+    struct Restore {
+      Ptr& ptr;
+      std::optional<int> p;
+      ~Restore() { ptr.reset(p ? new int(*p) : nullptr); }
+    } restore{ptr_, previous};
+    ptr_.reset(new int(value));
+    fn();
+  }
+  std::optional<int> Get() override {
+    int* p = ptr_.get();
+    return p ? std::optional<int>(*p) : std::nullopt;
+  }
+
+ private:
+  Ptr ptr_;
+};
+
+template <typename SlotT>
+class BaselineSystem final : public System {
+ public:
+  explicit BaselineSystem(std::string name) : name_(std::move(name)) {}
+  std::string name() const override { return name_; }
+  std::unique_ptr<Slot> NewSlot() override { return std::make_unique<SlotT>(); }
+
+ private:
+  std::string name_;
+};
+
+// ---- scenarios ----
+
+struct Outcome {
+  std::string result;  // pass, fail, not_applicable
+  std::string note;
+};
+
+Outcome Check(bool ok, std::string why_not) {
+  return ok ? Outcome{"pass", ""} : Outcome{"fail", why_not};
+}
+
+std::string Show(std::optional<int> v) {
+  return v ? std::to_string(*v) : "none";
+}
+
+Outcome NestedScopes(System& sys) {
+  auto slot = sys.NewSlot();
+  std::string trace;
+  slot->Set(1, [&] {
+    trace += Show(slot->Get());
+    slot->Set(2, [&] { trace += Show(slot->Get()); });
+    trace += Show(slot->Get());
+  });
+  trace += Show(slot->Get());
+  return Check(trace == "121none", "saw " + trace + ", expected 1,2,1,none");
+}
+
+Outcome TwoManagers(System& sys) {
+  auto a = sys.NewSlot();
+  auto b = sys.NewSlot();
+  std::string trace;
+  a->Set(1, [&] {
+    b->Set(2, [&] { trace += Show(a->Get()) + Show(b->Get()); });
+    trace += Show(b->Get());
+  });
+  return Check(trace == "12none", "saw " + trace);
+}
+
+Outcome PlainThread(System& sys) {
+  auto slot = sys.NewSlot();
+  std::optional<int> seen = 0;
+  slot->Set(5, [&] { std::thread([&] { seen = slot->Get(); }).join(); });
+  return Check(!seen.has_value(), "a plain std::thread saw " + Show(seen));
+}
+
+Outcome GoPropagation(System& sys) {
+  if (!sys.HasGo()) return {"not_applicable", "no way to start a thread with values"};
+  auto slot = sys.NewSlot();
+  std::optional<int> seen;
+  slot->Set(5, [&] { sys.Go([&] { seen = slot->Get(); }).join(); });
+  return Check(seen == 5, "Go's thread saw " + Show(seen));
+}
+
+Outcome ThreadPool(System& sys) {
+  // One pool thread runs tasks; values must reach a task only when carried,
+  // and never leak from one task to the next.
+  auto slot = sys.NewSlot();
+  std::optional<int> carried, leaked = 0;
+  {
+    std::mutex mu;
+    std::condition_variable ready;
+    std::deque<std::function<void()>> tasks;
+    bool closed = false;
+    std::thread pool([&] {
+      for (;;) {
+        std::function<void()> task;
+        {
+          std::unique_lock<std::mutex> lock(mu);
+          ready.wait(lock, [&] { return closed || !tasks.empty(); });
+          if (tasks.empty()) return;
+          task = std::move(tasks.front());
+          tasks.pop_front();
+        }
+        task();
+      }
+    });
+    auto submit = [&](std::function<void()> task) {
+      std::lock_guard<std::mutex> lock(mu);
+      tasks.push_back(std::move(task));
+      ready.notify_one();
+    };
+    slot->Set(7, [&] { submit(sys.Carry([&] { carried = slot->Get(); })); });
+    submit([&] { leaked = slot->Get(); });
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      closed = true;
+      ready.notify_one();
+    }
+    pool.join();
+  }
+  if (!sys.CanCarry()) {
+    return Check(!leaked.has_value(),
+                 "a later task saw " + Show(leaked) + " left by an earlier one");
+  }
+  return Check(carried == 7 && !leaked.has_value(),
+               "carried task saw " + Show(carried) + ", next task saw " + Show(leaked));
+}
+
+Outcome InterleavedContextFibers(System& sys) {
+  auto slot = sys.NewSlot();
+  std::vector<std::string> errors;
+  constexpr int kFibers = 3;
+  std::vector<std::unique_ptr<gls::testing::AnnotatedFiber>> fibers;
+  for (int f = 0; f < kFibers; ++f) {
+    fibers.push_back(std::make_unique<gls::testing::AnnotatedFiber>(
+        [&, f](gls::testing::AnnotatedFiber& self) {
+          slot->Set(f, [&] {
+            for (int r = 0; r < 3; ++r) {
+              self.Yield();
+              if (slot->Get() != f) {
+                errors.push_back("fiber " + std::to_string(f) + " saw " +
+                                 Show(slot->Get()));
+              }
+            }
+          });
+        }));
+  }
+  for (bool any = true; any;) {
+    any = false;
+    for (auto& fiber : fibers) {
+      if (!fiber->done()) {
+        fiber->Resume();
+        any = true;
+      }
+    }
+  }
+  return Check(errors.empty(), errors.empty() ? "" : errors.front());
+}
+
+Outcome InterleavedBoostFibers(System& sys) {
+  auto slot = sys.NewSlot();
+  std::vector<std::string> errors;
+  std::vector<boost::fibers::fiber> fibers;
+  for (int f = 0; f < 3; ++f) {
+    fibers.emplace_back([&, f] {
+      slot->Set(f, [&] {
+        for (int r = 0; r < 3; ++r) {
+          boost::this_fiber::yield();
+          if (slot->Get() != f) {
+            errors.push_back("fiber " + std::to_string(f) + " saw " +
+                             Show(slot->Get()));
+          }
+        }
+      });
+    });
+  }
+  for (auto& fiber : fibers) fiber.join();
+  return Check(errors.empty(), errors.empty() ? "" : errors.front());
+}
+
+Outcome ExceptionInScope(System& sys) {
+  auto slot = sys.NewSlot();
+  std::optional<int> after;
+  slot->Set(1, [&] {
+    try {
+      slot->Set(2, [] { throw std::runtime_error("x"); });
+    } catch (const std::runtime_error&) {
+    }
+    after = slot->Get();
+  });
+  return Check(after == 1 && !slot->Get().has_value(),
+               "after the exception the scope saw " + Show(after));
+}
+
+int Recurse(Slot& slot, int depth) {
+  if (depth == 0) return slot.Get().value_or(-1);
+  volatile int keep = depth;
+  return Recurse(slot, depth - 1) + (keep - depth);
+}
+
+Outcome DeepRecursion(System& sys) {
+  auto slot = sys.NewSlot();
+  int seen = 0;
+  slot->Set(9, [&] { seen = Recurse(*slot, 2000); });
+  return Check(seen == 9, "2000 frames down saw " + std::to_string(seen));
+}
+
+Slot* signal_slot = nullptr;
+volatile sig_atomic_t signal_seen = -2;
+void SignalHandler(int) {
+  std::optional<int> v = signal_slot->Get();
+  signal_seen = v ? *v : -1;
+}
+
+Outcome SignalHandlerRead(System& sys) {
+  auto slot = sys.NewSlot();
+  slot->Set(3, [] {});  // first use outside the handler
+  signal_slot = slot.get();
+  signal_seen = -2;
+  struct sigaction action = {}, previous = {};
+  action.sa_handler = SignalHandler;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGUSR1, &action, &previous);
+  slot->Set(3, [] { raise(SIGUSR1); });
+  sigaction(SIGUSR1, &previous, nullptr);
+  signal_slot = nullptr;
+  return Check(signal_seen == 3,
+               "the handler saw " + std::to_string(signal_seen) +
+                   " (functional check; async-signal-safety: docs/strategies.md)");
+}
+
+struct Scenario {
+  const char* name;
+  Outcome (*run)(System&);
+};
+
+std::string JsonEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+int main() {
+  std::vector<std::unique_ptr<System>> systems;
+  systems.push_back(std::make_unique<GlsSystem>("thread_local", gls::ThreadLocalStrategy()));
+  systems.push_back(std::make_unique<GlsSystem>("stack_tag", gls::StackTagStrategy()));
+  systems.push_back(std::make_unique<GlsSystem>("stack_tag_libunwind",
+                                                gls::StackTagLibunwindStrategy()));
+#if defined(GLS_BENCH_HAVE_GOID)
+  systems.push_back(std::make_unique<GlsSystem>("goid", gls::GoidStrategy()));
+#endif
+  systems.push_back(std::make_unique<BaselineSystem<RawThreadLocalSlot>>("raw_thread_local"));
+  systems.push_back(std::make_unique<BaselineSystem<ScopedPtrSlot<boost::thread_specific_ptr<int>>>>(
+      "boost_thread_specific_ptr"));
+  systems.push_back(std::make_unique<BaselineSystem<ScopedPtrSlot<boost::fibers::fiber_specific_ptr<int>>>>(
+      "boost_fiber_specific_ptr"));
+
+  const Scenario scenarios[] = {
+      {"nested_scopes", NestedScopes},
+      {"two_managers", TwoManagers},
+      {"plain_thread", PlainThread},
+      {"go_propagation", GoPropagation},
+      {"thread_pool", ThreadPool},
+      {"boost_context_fibers", InterleavedContextFibers},
+      {"boost_fibers", InterleavedBoostFibers},
+      {"exception", ExceptionInScope},
+      {"deep_recursion", DeepRecursion},
+      {"signal_handler", SignalHandlerRead},
+  };
+
+  std::ostringstream json;
+  json << "{\"correctness\": [";
+  bool first = true;
+  for (auto& sys : systems) {
+    for (const Scenario& scenario : scenarios) {
+      std::cerr << "correctness: " << sys->name() << " / " << scenario.name << "\n";
+      Outcome outcome;
+      try {
+        outcome = scenario.run(*sys);
+      } catch (const std::exception& e) {
+        outcome = {"fail", std::string("threw: ") + e.what()};
+      }
+      json << (first ? "" : ",") << "\n  {\"system\": \"" << sys->name()
+           << "\", \"scenario\": \"" << scenario.name << "\", \"result\": \""
+           << outcome.result << "\", \"note\": \"" << JsonEscape(outcome.note)
+           << "\"}";
+      first = false;
+    }
+  }
+  json << "\n]}\n";
+  std::cout << json.str();
+  return 0;
+}
