@@ -5,6 +5,7 @@
 //     "pass"|"fail"|"not_applicable", "note": ...}, ...]}
 //
 // Run: bazel run //bench:correctness
+#include <malloc.h>
 #include <signal.h>
 
 #include <condition_variable>
@@ -12,6 +13,7 @@
 #include <deque>
 #include <mutex>
 #include <functional>
+#include <latch>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -380,6 +382,37 @@ Outcome SignalHandlerRead(System& sys) {
                    " (functional check; async-signal-safety: docs/strategies.md)");
 }
 
+// Heap bytes one live context costs: `n` threads park, first outside any
+// scope, then inside one scope with one value; the heap difference divided by
+// `n` is what the system allocates per live context (thread stacks are mmap'd
+// and not counted; neither is the thread itself).
+double HeapBytesPerLiveContext(System& sys, int n) {
+  auto slot = sys.NewSlot();
+  slot->Set(0, [] {});  // first-use allocations are not per context
+  std::latch outside(n + 1), inside(n + 1), done(1), enter(1);
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      slot->Get();  // per-thread first-use costs happen before the baseline
+      outside.arrive_and_wait();
+      enter.wait();
+      slot->Set(i, [&] {
+        inside.count_down();
+        done.wait();
+      });
+    });
+  }
+  outside.arrive_and_wait();
+  const size_t before = mallinfo2().uordblks;
+  enter.count_down();
+  inside.arrive_and_wait();
+  const size_t after = mallinfo2().uordblks;
+  done.count_down();
+  for (auto& t : threads) t.join();
+  return (static_cast<double>(after) - static_cast<double>(before)) / n;
+}
+
 struct Scenario {
   const char* name;
   Outcome (*run)(System&);
@@ -396,7 +429,8 @@ std::string JsonEscape(const std::string& s) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
   std::vector<std::unique_ptr<System>> systems;
   systems.push_back(std::make_unique<GlsSystem>("thread_local", gls::ThreadLocalStrategy()));
   systems.push_back(std::make_unique<GlsSystem>("stack_tag", gls::StackTagStrategy()));
@@ -442,6 +476,19 @@ int main() {
            << "\"}";
       first = false;
     }
+  }
+  json << "\n], \"memory\": [";
+  first = true;
+  const int threads = quick ? 32 : 256;
+  for (auto& sys : systems) {
+    std::cerr << "memory: " << sys->name() << "\n";
+    const double bytes = HeapBytesPerLiveContext(*sys, threads);
+    json << (first ? "" : ",") << "\n  {\"system\": \"" << sys->name()
+         << "\", \"workload\": \"MemoryPerContext\", \"params\": {}, "
+         << "\"median_ns\": null, \"value\": " << bytes
+         << ", \"repetitions\": 1, \"unit\": \"bytes\", \"live_contexts\": "
+         << threads << "}";
+    first = false;
   }
   json << "\n]}\n";
   std::cout << json.str();

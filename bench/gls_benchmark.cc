@@ -10,7 +10,11 @@
 #include <memory>
 
 #include "benchmark/benchmark.h"
+#include <thread>
+
+#include "boost/fiber/fss.hpp"
 #include "boost/thread/tss.hpp"
+#include "gls/go.h"
 #include "gls/context_manager.h"
 #include "gls/strategy.h"
 #include "strategies/stack_tag/stack_tag_strategy.h"
@@ -29,6 +33,8 @@ void BM_GetValue(benchmark::State& state, const gls::Strategy* strategy) {
   });
 }
 BENCHMARK_CAPTURE(BM_GetValue, thread_local, &gls::ThreadLocalStrategy());
+BENCHMARK_CAPTURE(BM_GetValue, stack_tag, &gls::StackTagStrategy());
+BENCHMARK_CAPTURE(BM_GetValue, stack_tag_libunwind, &gls::StackTagLibunwindStrategy());
 
 // GetValue with `depth` frames between the SetValues scope and the read: the
 // cost per frame of the stack-walking strategies.
@@ -78,6 +84,7 @@ void BM_GetValueMiss(benchmark::State& state, const gls::Strategy* strategy) {
 }
 BENCHMARK_CAPTURE(BM_GetValueMiss, thread_local, &gls::ThreadLocalStrategy());
 BENCHMARK_CAPTURE(BM_GetValueMiss, stack_tag, &gls::StackTagStrategy());
+BENCHMARK_CAPTURE(BM_GetValueMiss, stack_tag_libunwind, &gls::StackTagLibunwindStrategy());
 
 // The floor: one read of a thread_local pointer.
 thread_local int* raw_thread_local_value = nullptr;
@@ -115,21 +122,95 @@ void BM_SetValues(benchmark::State& state, const gls::Strategy* strategy) {
 }
 BENCHMARK_CAPTURE(BM_SetValues, thread_local, &gls::ThreadLocalStrategy());
 BENCHMARK_CAPTURE(BM_SetValues, stack_tag, &gls::StackTagStrategy());
+BENCHMARK_CAPTURE(BM_SetValues, stack_tag_libunwind, &gls::StackTagLibunwindStrategy());
 
-// SetValues with one value inside an enclosing scope with one value: copies
-// the enclosing value into the new scope too.
+// SetValues with `values` values inside an enclosing scope with one value:
+// copies the enclosing value into the new scope too.
 void BM_SetValuesNested(benchmark::State& state, const gls::Strategy* strategy) {
   gls::ContextManager mgr(*strategy);
   const gls::Values outer{{gls::GenSym(), 1}};
-  const gls::Values inner{{gls::GenSym(), 2}};
+  gls::Values inner;
+  for (int64_t i = 0; i < state.range(0); ++i) inner.Set(gls::GenSym(), 2);
   mgr.SetValues(outer, [&] {
     for (auto _ : state) {
       mgr.SetValues(inner, [] { benchmark::ClobberMemory(); });
     }
   });
 }
-BENCHMARK_CAPTURE(BM_SetValuesNested, thread_local, &gls::ThreadLocalStrategy());
-BENCHMARK_CAPTURE(BM_SetValuesNested, stack_tag, &gls::StackTagStrategy());
+BENCHMARK_CAPTURE(BM_SetValuesNested, thread_local, &gls::ThreadLocalStrategy())
+    ->Name("BM_SetValuesNested/thread_local")
+    ->ArgName("values")->Arg(1)->Arg(8);
+BENCHMARK_CAPTURE(BM_SetValuesNested, stack_tag, &gls::StackTagStrategy())
+    ->Name("BM_SetValuesNested/stack_tag")
+    ->ArgName("values")->Arg(1)->Arg(8);
+BENCHMARK_CAPTURE(BM_SetValuesNested, stack_tag_libunwind,
+                  &gls::StackTagLibunwindStrategy())
+    ->Name("BM_SetValuesNested/stack_tag_libunwind")
+    ->ArgName("values")->Arg(1)->Arg(8);
+
+// GetValue hit from 1 and 2 threads at once, each in its own scope: items
+// per second (all threads) shows how reads scale.
+void BM_GetValueParallel(benchmark::State& state,
+                         const gls::Strategy* strategy) {
+  static gls::ContextManager* mgr = nullptr;
+  static gls::ContextKey key;
+  if (state.thread_index() == 0) {
+    delete mgr;
+    mgr = new gls::ContextManager(*strategy);
+    key = gls::GenSym();
+  }
+  // Google Benchmark starts the timed loops of all threads together, after
+  // thread 0's setup above.
+  mgr->SetValues({{key, 42}}, [&] {
+    for (auto _ : state) {
+      benchmark::DoNotOptimize(mgr->GetValue(key));
+    }
+  });
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK_CAPTURE(BM_GetValueParallel, thread_local, &gls::ThreadLocalStrategy())
+    ->Name("BM_GetValueParallel/thread_local")->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GetValueParallel, stack_tag, &gls::StackTagStrategy())
+    ->Name("BM_GetValueParallel/stack_tag")->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GetValueParallel, stack_tag_libunwind,
+                  &gls::StackTagLibunwindStrategy())
+    ->Name("BM_GetValueParallel/stack_tag_libunwind")->Threads(1)->Threads(2)->UseRealTime();
+
+// Starting a thread that keeps the context (gls::Go) versus a plain thread,
+// from inside a scope with one value; both joined.
+void BM_Spawn(benchmark::State& state, const gls::Strategy* strategy) {
+  gls::ContextManager mgr(*strategy);
+  const gls::ContextKey key = gls::GenSym();
+  const bool use_go = state.range(0) == 1;
+  mgr.SetValues({{key, 42}}, [&] {
+    for (auto _ : state) {
+      if (use_go) {
+        gls::Go([&] { benchmark::DoNotOptimize(mgr.GetValue(key)); }).join();
+      } else {
+        std::thread([&] { benchmark::DoNotOptimize(mgr.GetValue(key)); }).join();
+      }
+    }
+  });
+}
+BENCHMARK_CAPTURE(BM_Spawn, thread_local, &gls::ThreadLocalStrategy())
+    ->Name("BM_Spawn/thread_local")->ArgName("go")->Arg(0)->Arg(1);
+BENCHMARK_CAPTURE(BM_Spawn, stack_tag, &gls::StackTagStrategy())
+    ->Name("BM_Spawn/stack_tag")->ArgName("go")->Arg(0)->Arg(1);
+BENCHMARK_CAPTURE(BM_Spawn, stack_tag_libunwind, &gls::StackTagLibunwindStrategy())
+    ->Name("BM_Spawn/stack_tag_libunwind")->ArgName("go")->Arg(0)->Arg(1);
+
+// The fiber-aware peer: Boost.Fiber's fiber_specific_ptr, read on the
+// thread's main fiber.
+void BM_GetValue_BoostFiberSpecificPtr(benchmark::State& state) {
+  static boost::fibers::fiber_specific_ptr<int> value;
+  value.reset(new int(42));
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(value.get());
+  }
+  value.reset(nullptr);
+}
+BENCHMARK(BM_GetValue_BoostFiberSpecificPtr)
+    ->Name("BM_GetValue/boost_fiber_specific_ptr");
 
 }  // namespace
 

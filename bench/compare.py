@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""gls's main job: one run that measures every strategy, the C++ baselines and
+the Go originals side by side, checks which is right where, and writes
+
+    DIR/results.json  one record per system, workload and parameter
+    DIR/report.md     tables, ratios against jtolds/gls, the correctness matrix
+    DIR/report.png    ns/op by stack depth per system, log scale (gnuplot)
+
+Usage (through Bazel, which builds the C++ binaries with -c opt):
+    bazel run //bench:compare -- [--out DIR] [--quick]
+
+--quick runs every workload briefly (CI smoke, well under 2 minutes); the full
+run takes repetitions (median of 5). Progress goes to stderr. A part that fails
+to build or run is reported as failed in all three files; nothing is made up.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REFERENCE = "jtolds_gls"  # the Go original, our ratios' denominator
+DEPTHS = [0, 8, 64, 512]
+
+
+def log(message):
+    print(f"compare: {message}", file=sys.stderr, flush=True)
+
+
+def run(cmd, **kwargs):
+    log("running " + " ".join(cmd))
+    start = time.monotonic()
+    result = subprocess.run(cmd, text=True, capture_output=True, **kwargs)
+    log(f"  done in {time.monotonic() - start:.1f} s (exit {result.returncode})")
+    return result
+
+
+# ---- C++ microbenchmarks -------------------------------------------------
+
+NAME_RE = re.compile(r"^BM_(?P<op>[A-Za-z]+)/(?P<system>[a-z_]+)(?P<rest>(/[^/]+)*)$")
+
+
+def parse_cpp_name(run_name):
+    """BM_<Op>/<system>[/<param>:<value>...] -> (system, workload, params)."""
+    m = NAME_RE.match(run_name)
+    if not m:
+        return None
+    op, system = m.group("op"), m.group("system")
+    params = {}
+    for part in m.group("rest").split("/")[1:]:
+        if ":" in part:
+            k, v = part.split(":", 1)
+            params[k] = int(v) if v.isdigit() else v
+    if op == "SetValues":  # outermost scope: takes an id from the pool
+        return system, "SetValuesOutermost", {"values": 1}
+    if op == "SetValuesNested":
+        return system, "SetValues", params
+    if op == "Spawn":
+        return system, "Spawn", {"kind": "go" if params.get("go") == 1 else "plain"}
+    return system, op, params
+
+
+def cpp_benchmarks(binary, quick, tmp):
+    out = os.path.join(tmp, "cpp_benchmark.json")
+    cmd = [binary, f"--benchmark_out={out}", "--benchmark_out_format=json"]
+    if quick:
+        cmd += ["--benchmark_min_time=0.01"]
+    else:
+        cmd += ["--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true"]
+    result = run(cmd)
+    if result.returncode != 0:
+        raise RuntimeError(f"{binary} exited {result.returncode}: {result.stderr[-500:]}")
+    data = json.load(open(out))
+    scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+    records = []
+    for b in data["benchmarks"]:
+        if b.get("error_occurred"):
+            raise RuntimeError(f"{b['name']}: {b.get('error_message')}")
+        if not quick and not (b.get("run_type") == "aggregate" and b.get("aggregate_name") == "median"):
+            continue
+        parsed = parse_cpp_name(b["run_name"])
+        if parsed is None:
+            continue
+        system, workload, params = parsed
+        if workload == "GetValueParallel":
+            params = {"threads": b.get("threads", 1)}
+            # Per operation over all threads: 1 / throughput.
+            ns = 1e9 / b["items_per_second"]
+        else:
+            ns = b["real_time"] * scale[b["time_unit"]]
+        records.append({
+            "system": system, "workload": workload, "params": params,
+            "median_ns": round(ns, 4),
+            "repetitions": 1 if quick else b.get("repetitions", 5),
+            "unit": "ns/op", "source": "c++ //bench:gls_benchmark",
+        })
+    return records, data.get("context", {})
+
+
+def cpp_correctness(binary, quick):
+    result = run([binary] + (["--quick"] if quick else []))
+    if result.returncode != 0:
+        raise RuntimeError(f"{binary} exited {result.returncode}: {result.stderr[-500:]}")
+    data = json.loads(result.stdout)
+    for r in data.get("memory", []):
+        r["source"] = "c++ //bench:correctness"
+    return data["correctness"], data.get("memory", [])
+
+
+def go_harness(script, quick, tmp):
+    out = os.path.join(tmp, "go.json")
+    result = run([script, "--out", out] + (["--quick"] if quick else []))
+    if result.returncode != 0:
+        raise RuntimeError(f"{script} exited {result.returncode}: {result.stderr[-800:]}")
+    data = json.load(open(out))
+    for r in data["records"]:
+        r["source"] = "go //bench/go:go_bench"
+    return data
+
+
+# ---- report ----------------------------------------------------------------
+
+def find(records, system, workload, **params):
+    for r in records:
+        if r["system"] == system and r["workload"] == workload and r["params"] == params:
+            return r
+    return None
+
+
+BASELINES = {"raw_thread_local", "boost_thread_specific_ptr", "boost_fiber_specific_ptr"}
+
+
+def fmt_ns(r):
+    if r is None:
+        return "n/a"
+    v = r.get("median_ns")
+    if v is None:
+        v = r.get("value")
+        return "—" if v is None else f"{v:,.0f} B"
+    if v >= 1000:
+        return f"{v / 1000:,.2f} µs"
+    return f"{v:.3g} ns"
+
+
+def ratio(reference, r):
+    if reference is None or r is None or not r.get("median_ns") or not reference.get("median_ns"):
+        return ""
+    return f" ({reference['median_ns'] / r['median_ns']:,.0f}×)" if r is not reference else " (1×)"
+
+
+def systems_in(records):
+    order = ["thread_local", "stack_tag", "stack_tag_libunwind", "goid",
+             "raw_thread_local", "boost_thread_specific_ptr", "boost_fiber_specific_ptr",
+             "jtolds_gls", "jtolds_gls_own", "goid_map", "runtime_stack_map"]
+    present = {r["system"] for r in records}
+    return [s for s in order if s in present] + sorted(present - set(order))
+
+
+def machine():
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu or platform.processor()}, {platform.system()} {platform.release()}"
+
+
+def write_report(out_dir, results):
+    recs = results["records"]
+    lines = [
+        "# gls comparison report", "",
+        f"Run {results['started']} on {results['machine']}; mode: {results['mode']}; "
+        f"command: `{results['command']}`. Medians of {results['repetitions']} "
+        "repetition(s); C++ built with `-c opt`. Ratios in parentheses: how many "
+        "times faster than jtolds/gls (Go) on the same workload, same run.", "",
+        "![ns/op by stack depth](report.png)", "",
+    ]
+    if results["failures"]:
+        lines += ["## Parts that failed", ""]
+        lines += [f"- **{f['part']}**: {f['error']}" for f in results["failures"]]
+        lines += [""]
+
+    systems = systems_in(recs)
+    lines += ["## GetValue by stack depth", "",
+              "Frames between the SetValues scope and the read.", "",
+              "| system | " + " | ".join(f"depth {d}" for d in DEPTHS) + " |",
+              "|---|" + "---|" * len(DEPTHS)]
+    for s in systems:
+        cells = [find(recs, s, "GetValue", depth=d) for d in DEPTHS]
+        if all(c is None for c in cells):
+            continue
+        refs = [find(recs, REFERENCE, "GetValue", depth=d) for d in DEPTHS]
+        lines.append(f"| {s} | " + " | ".join(fmt_ns(c) + ratio(ref, c) for c, ref in zip(cells, refs)) + " |")
+    lines += [""]
+
+    workloads = [
+        ("GetValue hit", "GetValue", {}),
+        ("GetValue miss", "GetValueMiss", {}),
+        ("SetValues, 1 value, nested", "SetValues", {"values": 1}),
+        ("SetValues, 8 values, nested", "SetValues", {"values": 8}),
+        ("SetValues, 1 value, outermost", "SetValuesOutermost", {"values": 1}),
+        ("GetValue, 1 thread", "GetValueParallel", {"threads": 1}),
+        ("GetValue, 2 threads (per op, all threads)", "GetValueParallel", {"threads": 2}),
+        ("spawn: plain thread / goroutine", "Spawn", {"kind": "plain"}),
+        ("spawn: gls::Go / gls.Go", "Spawn", {"kind": "go"}),
+        ("memory per live context", "MemoryPerContext", {}),
+    ]
+    lines += ["## Workloads", "",
+              "| system | " + " | ".join(w[0] for w in workloads) + " | 2-thread scaling |",
+              "|---|" + "---|" * (len(workloads) + 1)]
+    for s in systems:
+        cells = [find(recs, s, w, **p) for _, w, p in workloads]
+        if all(c is None for c in cells):
+            continue
+        refs = [find(recs, REFERENCE, w, **p) for _, w, p in workloads]
+        one, two = cells[5], cells[6]
+        scaling = f"{one['median_ns'] / two['median_ns']:.2f}×" if one and two else "—"
+        row = [fmt_ns(c) + (ratio(ref, c) if w != "MemoryPerContext" else "")
+               for c, ref, (_, w, _) in zip(cells, refs, workloads)]
+        lines.append(f"| {s} | " + " | ".join(row) + f" | {scaling} |")
+    lines += ["",
+              "Memory per live context: C++ counts gls's own heap per context "
+              "(malloc'd bytes, threads parked inside a scope, minus the same "
+              "threads without one); Go counts heap and goroutine stack growth "
+              "per parked goroutine (runtime.MemStats), so it includes the "
+              "goroutine's own stack.", ""]
+
+    corr = results["correctness"]
+    scenarios = []
+    for c in corr:
+        if c["scenario"] not in scenarios:
+            scenarios.append(c["scenario"])
+    mark = {"pass": "pass", "fail": "**FAIL**", "not_applicable": "n/a"}
+    lines += ["## Correctness", "",
+              "From real runs of each scenario (//bench:correctness for C++, "
+              "bench/go's correctness program for Go).", "",
+              "| system | " + " | ".join(scenarios) + " |",
+              "|---|" + "---|" * len(scenarios)]
+    for s in systems_in(corr):
+        row = []
+        for sc in scenarios:
+            c = next((c for c in corr if c["system"] == s and c["scenario"] == sc), None)
+            row.append(mark.get(c["result"], c["result"]) if c else "—")
+        lines.append(f"| {s} | " + " | ".join(row) + " |")
+    notes = [c for c in corr if c["result"] != "pass" and c.get("note")]
+    if notes:
+        lines += ["", "Notes:", ""]
+        lines += [f"- {c['system']} / {c['scenario']}: {c['note']}" for c in notes]
+    lines += [""]
+    with open(os.path.join(out_dir, "report.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def write_chart(out_dir, records, tmp):
+    gnuplot = shutil.which("gnuplot")
+    if gnuplot is None:
+        raise RuntimeError("gnuplot not found: run tools/setup (Debian package gnuplot-nox)")
+    series = []
+    for s in systems_in(records):
+        points = [(i, find(records, s, "GetValue", depth=d)) for i, d in enumerate(DEPTHS)]
+        points = [(i, r["median_ns"]) for i, r in points if r and r.get("median_ns")]
+        style = "with linespoints lw 2 pt 7"
+        title = s
+        if not points:
+            # Systems that do not walk the stack: their one GetValue figure,
+            # drawn flat across the depths.
+            flat = find(records, s, "GetValue")
+            if flat is None or not flat.get("median_ns"):
+                continue
+            points = [(i, flat["median_ns"]) for i in range(len(DEPTHS))]
+            style = "with lines lw 2 dt 2"
+            title = s + " (flat)"
+        path = os.path.join(tmp, f"series_{s}.dat")
+        with open(path, "w") as f:
+            f.writelines(f"{i} {v}\n" for i, v in points)
+        series.append((title, path, style))
+    if not series:
+        raise RuntimeError("no GetValue-by-depth records to plot")
+    png = os.path.join(out_dir, "report.png")
+    script = [
+        "set terminal pngcairo size 1100,650 font 'sans,11' noenhanced",
+        f"set output '{png}'",
+        "set title 'GetValue cost by stack depth (lower is better)'",
+        "set xlabel 'frames between SetValues and GetValue'",
+        "set ylabel 'ns per GetValue (log scale)'",
+        "set logscale y",
+        "set grid ytics mytics xtics",
+        "set key outside right top",
+        "set xtics (" + ", ".join(f"'{d}' {i}" for i, d in enumerate(DEPTHS)) + ")",
+        "set xrange [-0.3:3.3]",
+        "plot " + ", ".join(f"'{p}' using 1:2 {style} title '{t}'" for t, p, style in series),
+    ]
+    script_path = os.path.join(tmp, "chart.gp")
+    with open(script_path, "w") as f:
+        f.write("\n".join(script) + "\n")
+    result = run([gnuplot, script_path])
+    if result.returncode != 0:
+        raise RuntimeError("gnuplot failed: " + result.stderr[-500:])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", help="output directory (default: out/compare in the workspace)")
+    parser.add_argument("--quick", action="store_true", help="brief runs, for CI smoke")
+    parser.add_argument("--benchmark", required=True)
+    parser.add_argument("--correctness", required=True)
+    parser.add_argument("--go-bench", required=True)
+    args = parser.parse_args()
+
+    base = os.environ.get("BUILD_WORKING_DIRECTORY", os.getcwd())
+    out_dir = args.out or os.path.join(os.environ.get("BUILD_WORKSPACE_DIRECTORY", base), "out", "compare")
+    out_dir = os.path.join(base, out_dir)  # relative to where the user ran bazel
+    os.makedirs(out_dir, exist_ok=True)
+    started = time.monotonic()
+
+    results = {
+        "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "mode": "quick" if args.quick else "full",
+        "repetitions": 1 if args.quick else 5,
+        "command": "bazel run //bench:compare" + (" -- --quick" if args.quick else ""),
+        "records": [], "correctness": [], "failures": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="gls-compare-") as tmp:
+        parts = [
+            ("C++ benchmarks", lambda: results["records"].extend(cpp_benchmarks(args.benchmark, args.quick, tmp)[0])),
+            ("C++ correctness and memory", lambda: _cpp_correctness(results, args)),
+            ("Go harness", lambda: _go(results, args, tmp)),
+        ]
+        for name, step in parts:
+            log(f"{name}...")
+            try:
+                step()
+            except Exception as e:  # reported, never hidden
+                log(f"{name} FAILED: {e}")
+                results["failures"].append({"part": name, "error": str(e)})
+        try:
+            write_chart(out_dir, results["records"], tmp)
+        except Exception as e:
+            log(f"chart FAILED: {e}")
+            results["failures"].append({"part": "chart", "error": str(e)})
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    write_report(out_dir, results)
+    log(f"wrote {out_dir}/results.json, report.md, report.png in {results['elapsed_s']} s")
+    return 1 if results["failures"] else 0
+
+
+def _cpp_correctness(results, args):
+    correctness, memory = cpp_correctness(args.correctness, args.quick)
+    results["correctness"].extend(correctness)
+    results["records"].extend(memory)
+
+
+def _go(results, args, tmp):
+    data = go_harness(args.go_bench, args.quick, tmp)
+    results["records"].extend(data["records"])
+    results["correctness"].extend(data.get("correctness", []))
+    results["go_version"] = data.get("go_version")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
