@@ -13,15 +13,30 @@ namespace internal {
 
 thread_local Context* tls_context = nullptr;
 
-const Values* Context::Exchange(size_t manager, const Values* values) {
-  if (manager >= values_.size()) {
-    if (values == nullptr) return nullptr;
-    values_.resize(manager + 1, nullptr);
+ScopedValues* Context::Exchange(size_t manager, ScopedValues* scope) {
+  if (manager >= scopes_.size()) {
+    if (scope == nullptr) return nullptr;
+    scopes_.resize(manager + 1, nullptr);
   }
-  const Values* previous = values_[manager];
-  values_[manager] = values;
-  live_ += static_cast<int>(values != nullptr) - static_cast<int>(previous != nullptr);
+  ScopedValues* previous = scopes_[manager];
+  scopes_[manager] = scope;
+  live_ += static_cast<int>(scope != nullptr) - static_cast<int>(previous != nullptr);
   return previous;
+}
+
+ScopedValues::~ScopedValues() {
+  ScopedValues* innermost = ctx_->Innermost(manager_);
+  if (innermost == this) {
+    ctx_->Exchange(manager_, previous_);
+    return;
+  }
+  // Ending out of order: unlink from the newer scope that points at us.
+  for (ScopedValues* s = innermost; s != nullptr; s = s->previous_) {
+    if (s->previous_ == this) {
+      s->previous_ = previous_;
+      return;
+    }
+  }
 }
 
 // The pool: contexts live in fixed-size chunks published through an array of

@@ -27,6 +27,8 @@
 namespace gls {
 namespace internal {
 
+class ScopedValues;
+
 // Context
 //
 // One flow of execution's goroutine id and its per-manager values.
@@ -41,13 +43,17 @@ class Context {
 
   // Get(manager): the values manager number `manager` has set here, or
   // nullptr.
-  const Values* Get(size_t manager) const {
-    return manager < values_.size() ? values_[manager] : nullptr;
+  inline const Values* Get(size_t manager) const;
+
+  // Innermost(manager): the innermost active scope of manager number
+  // `manager` here, or nullptr.
+  ScopedValues* Innermost(size_t manager) const {
+    return manager < scopes_.size() ? scopes_[manager] : nullptr;
   }
 
-  // Exchange(manager, values): installs `values` (may be nullptr) for manager
-  // number `manager` and returns what was installed before.
-  const Values* Exchange(size_t manager, const Values* values);
+  // Exchange(manager, scope): makes `scope` (may be nullptr) the innermost
+  // scope of manager number `manager` and returns the one before.
+  ScopedValues* Exchange(size_t manager, ScopedValues* scope);
 
   // IsEmpty(): true when no manager has values here (the state in which a
   // context goes back to the pool).
@@ -57,8 +63,8 @@ class Context {
  private:
   friend class ContextPool;
   uint64_t id_ = 0;
-  int live_ = 0;  // non-null entries of values_
-  absl::InlinedVector<const Values*, 4> values_;
+  int live_ = 0;  // non-null entries of scopes_
+  absl::InlinedVector<ScopedValues*, 4> scopes_;
 };
 
 // AcquireContext(): a context with no values and an id no other live context
@@ -106,22 +112,36 @@ extern thread_local Context* tls_context
 // puts back exactly what was there before when it is destroyed (also during
 // exception unwinding). Neither copyable nor movable, so an unbalanced
 // install/restore cannot be written.
+//
+// The scopes of one manager in one context form a list, innermost first. On
+// one flow of execution they end innermost first. If they do not — fibers
+// switching inside scopes under a strategy that cannot tell fibers apart —
+// a scope that ends while a newer one is still active unlinks itself, so the
+// newer one later restores the scope before it, never a dead one: values may
+// then be wrong (the strategy's documented limit), memory never is.
 class ScopedValues {
  public:
   ScopedValues(Context* ctx, size_t manager, Values values)
       : ctx_(ctx), manager_(manager), values_(std::move(values)) {
-    previous_ = ctx_->Exchange(manager_, &values_);
+    previous_ = ctx_->Exchange(manager_, this);
   }
-  ~ScopedValues() { ctx_->Exchange(manager_, previous_); }
+  ~ScopedValues();
   ScopedValues(const ScopedValues&) = delete;
   ScopedValues& operator=(const ScopedValues&) = delete;
+
+  const Values& values() const { return values_; }
 
  private:
   Context* const ctx_;
   const size_t manager_;
   const Values values_;
-  const Values* previous_;
+  ScopedValues* previous_;
 };
+
+inline const Values* Context::Get(size_t manager) const {
+  const ScopedValues* scope = Innermost(manager);
+  return scope == nullptr ? nullptr : &scope->values();
+}
 
 }  // namespace internal
 }  // namespace gls

@@ -1,5 +1,10 @@
 // The conformance suite with the thread_local strategy.
+#include <string>
+
 #include "gls/conformance/conformance_suite.h"
+#include "gls/context_manager.h"
+#include "gmock/gmock.h"
+#include "strategies/testing/annotated_fiber.h"
 #include "strategies/thread_local/thread_local_strategy.h"
 
 namespace gls {
@@ -20,6 +25,69 @@ TEST(ThreadLocalStrategyTest, NameAndThreadSlot) {
     EXPECT_EQ(ThreadLocalStrategy().CurrentInline(), ctx);
   });
   EXPECT_EQ(ThreadLocalStrategy().CurrentInline(), nullptr);
+}
+
+// thread_local cannot tell fibers apart (documented): fibers that switch in
+// the middle of their scopes see each other's values. What it must not do is
+// crash or hand a context still in use to someone else: scopes ending out of
+// order retire the context with a warning naming the likely cause, and no
+// scope ever restores a pointer to a scope that has ended (asan checks).
+TEST(ThreadLocalStrategyTest, FibersSwitchingMidScopeDoNotCrash) {
+  ContextManager mgr(ThreadLocalStrategy());
+  std::string seen_by_b;
+  testing::AnnotatedFiber a([&](testing::AnnotatedFiber& self) {
+    mgr.SetValues({{"k", "a"}}, [&] { self.Yield(); });
+  });
+  testing::AnnotatedFiber b([&](testing::AnnotatedFiber& self) {
+    mgr.SetValues({{"k", "b"}}, [&] {
+      self.Yield();
+      const Value* v = mgr.GetValue("k");
+      seen_by_b = v == nullptr ? "none" : *v->TryAs<std::string>();
+    });
+  });
+  ::testing::internal::CaptureStderr();
+  a.Resume();  // a enters its scope (outermost: binds a context)
+  b.Resume();  // b's scope nests inside a's context on this thread
+  a.Resume();  // a's scope ends first: its context is still used by b
+  b.Resume();
+  const std::string warning = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(a.done() && b.done());
+  // b lost its value when a's outermost scope unbound the thread's context
+  // (the documented limit), but never sees a's, or freed memory.
+  EXPECT_EQ(seen_by_b, "none");
+  EXPECT_THAT(warning, ::testing::HasSubstr("Use the stack_tag or goid strategy"));
+  // The thread is usable afterwards, with nothing left over.
+  EXPECT_EQ(mgr.GetValue("k"), nullptr);
+  mgr.SetValues({{"k", "after"}}, [&] {
+    EXPECT_EQ(*mgr.GetValue<std::string>("k"), "after");
+  });
+}
+
+// The same interleaving inside a scope of the thread itself, so the context
+// stays bound: a's scope ends while b's (newer) is active, b's then ends. b
+// must restore the thread's own values, not a's ended scope (a use after
+// free before scopes unlinked themselves).
+TEST(ThreadLocalStrategyTest, OutOfOrderScopeEndRestoresTheLiveScope) {
+  ContextManager mgr(ThreadLocalStrategy());
+  std::string seen_by_b;
+  testing::AnnotatedFiber a([&](testing::AnnotatedFiber& self) {
+    mgr.SetValues({{"k", "a"}}, [&] { self.Yield(); });
+  });
+  testing::AnnotatedFiber b([&](testing::AnnotatedFiber& self) {
+    mgr.SetValues({{"k", "b"}}, [&] {
+      self.Yield();
+      seen_by_b = *mgr.GetValue<std::string>("k");
+    });
+  });
+  mgr.SetValues({{"k", "thread"}}, [&] {
+    a.Resume();
+    b.Resume();
+    a.Resume();  // a's scope ends first
+    b.Resume();  // then b's
+    EXPECT_EQ(*mgr.GetValue<std::string>("k"), "thread");
+  });
+  EXPECT_EQ(seen_by_b, "b");
+  EXPECT_EQ(mgr.GetValue("k"), nullptr);
 }
 
 }  // namespace
