@@ -12,7 +12,9 @@
 // Guarantees:
 //   * Thread-safe: any number of threads may use one ContextManager at once;
 //     each sees only its own values.
-//   * GetValue takes no lock and allocates nothing. SetValues allocates only
+//   * GetValue takes no lock and allocates nothing (with the thread_local,
+//     goid and frame-pointer stack_tag strategies; see gls/strategy.h for
+//     the libunwind walker). SetValues allocates only
 //     to copy the visible values into the new scope (none for up to two
 //     values with short keys); the first SetValues in a flow of execution
 //     also takes a goroutine id from the pool.
