@@ -230,11 +230,15 @@ def write_report(out_dir, results):
                for c, ref, (_, w, _) in zip(cells, refs, workloads)]
         lines.append(f"| {s} | " + " | ".join(row) + f" | {scaling} |")
     lines += ["",
-              "Memory per live context: C++ counts gls's own heap per context "
-              "(malloc'd bytes, threads parked inside a scope, minus the same "
-              "threads without one); Go counts heap and goroutine stack growth "
-              "per parked goroutine (runtime.MemStats), so it includes the "
-              "goroutine's own stack.", ""]
+              "Memory per live context: what entering one scope with one value "
+              "costs a parked flow of execution, measured the same way on both "
+              "sides: flows parked outside any scope, then inside one, and the "
+              "difference divided by their number. C++ counts malloc'd bytes "
+              "(mallinfo2; thread stacks are mmap'd and excluded); Go counts "
+              "heap plus goroutine stack growth (runtime.MemStats). The C++ "
+              "figure includes one pointer per ContextManager ever created in "
+              "the process (the per-context manager table), which the "
+              "correctness run inflates by creating many managers.", ""]
 
     corr = results["correctness"]
     scenarios = []

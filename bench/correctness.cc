@@ -234,6 +234,27 @@ Outcome GoPropagation(System& sys) {
   return Check(seen == 5, "Go's thread saw " + Show(seen));
 }
 
+// Go called in a nested scope; the parent leaves that scope before the child
+// reads: the child must still see the values of the moment Go was called.
+Outcome GoAfterScopeExit(System& sys) {
+  if (!sys.HasGo()) return {"not_applicable", "no way to start a thread with values"};
+  auto slot = sys.NewSlot();
+  std::optional<int> seen;
+  std::latch parent_left(1);
+  std::jthread child;
+  slot->Set(1, [&] {
+    slot->Set(2, [&] {
+      child = sys.Go([&] {
+        parent_left.wait();
+        seen = slot->Get();
+      });
+    });
+    parent_left.count_down();
+    child.join();
+  });
+  return Check(seen == 2, "the child saw " + Show(seen) + ", expected 2");
+}
+
 Outcome ThreadPool(System& sys) {
   // One pool thread runs tasks; values must reach a task only when carried,
   // and never leak from one task to the next.
@@ -450,6 +471,7 @@ int main(int argc, char** argv) {
       {"two_managers", TwoManagers},
       {"plain_thread", PlainThread},
       {"go_propagation", GoPropagation},
+      {"go_after_scope_exit", GoAfterScopeExit},
       {"thread_pool", ThreadPool},
       {"boost_context_fibers", InterleavedContextFibers},
       {"boost_fibers", InterleavedBoostFibers},
