@@ -31,9 +31,7 @@
 #include "strategies/stack_tag/stack_tag_strategy.h"
 #include "strategies/testing/annotated_fiber.h"
 #include "strategies/thread_local/thread_local_strategy.h"
-#if defined(GLS_BENCH_HAVE_GOID)
 #include "strategies/goid/goid_strategy.h"
-#endif
 
 namespace {
 
@@ -319,6 +317,15 @@ Outcome InterleavedContextFibers(System& sys) {
           });
         }));
   }
+  // The goid strategy needs to know the fibers' stacks; registering them is
+  // harmless for every other system.
+  std::vector<std::unique_ptr<gls::goid::ScopedStack>> registrations;
+  for (auto& fiber : fibers) {
+    registrations.push_back(std::make_unique<gls::goid::ScopedStack>(
+        fiber->stack_low(),
+        static_cast<const char*>(fiber->stack_high()) -
+            static_cast<const char*>(fiber->stack_low())));
+  }
   for (bool any = true; any;) {
     any = false;
     for (auto& fiber : fibers) {
@@ -336,7 +343,9 @@ Outcome InterleavedBoostFibers(System& sys) {
   std::vector<std::string> errors;
   std::vector<boost::fibers::fiber> fibers;
   for (int f = 0; f < 3; ++f) {
-    fibers.emplace_back([&, f] {
+    fibers.emplace_back(std::allocator_arg,
+                        gls::goid::RegisteredStackAllocator<boost::fibers::fixedsize_stack>(),
+                        [&, f] {
       slot->Set(f, [&] {
         for (int r = 0; r < 3; ++r) {
           boost::this_fiber::yield();
@@ -457,9 +466,7 @@ int main(int argc, char** argv) {
   systems.push_back(std::make_unique<GlsSystem>("stack_tag", gls::StackTagStrategy()));
   systems.push_back(std::make_unique<GlsSystem>("stack_tag_libunwind",
                                                 gls::StackTagLibunwindStrategy()));
-#if defined(GLS_BENCH_HAVE_GOID)
   systems.push_back(std::make_unique<GlsSystem>("goid", gls::GoidStrategy()));
-#endif
   systems.push_back(std::make_unique<BaselineSystem<RawThreadLocalSlot>>("raw_thread_local"));
   systems.push_back(std::make_unique<BaselineSystem<ScopedPtrSlot<boost::thread_specific_ptr<int>>>>(
       "boost_thread_specific_ptr"));

@@ -17,6 +17,7 @@
 #include "gls/go.h"
 #include "gls/context_manager.h"
 #include "gls/strategy.h"
+#include "strategies/goid/goid_strategy.h"
 #include "strategies/stack_tag/stack_tag_strategy.h"
 #include "strategies/thread_local/thread_local_strategy.h"
 
@@ -33,6 +34,7 @@ void BM_GetValue(benchmark::State& state, const gls::Strategy* strategy) {
   });
 }
 BENCHMARK_CAPTURE(BM_GetValue, thread_local, &gls::ThreadLocalStrategy());
+BENCHMARK_CAPTURE(BM_GetValue, goid, &gls::GoidStrategy());
 BENCHMARK_CAPTURE(BM_GetValue, stack_tag, &gls::StackTagStrategy());
 BENCHMARK_CAPTURE(BM_GetValue, stack_tag_libunwind, &gls::StackTagLibunwindStrategy());
 
@@ -63,6 +65,9 @@ void BM_GetValueAtDepth(benchmark::State& state, const gls::Strategy* strategy) 
 BENCHMARK_CAPTURE(BM_GetValueAtDepth, thread_local, &gls::ThreadLocalStrategy())
     ->Name("BM_GetValue/thread_local")
     ->GLS_DEPTH_SWEEP;
+BENCHMARK_CAPTURE(BM_GetValueAtDepth, goid, &gls::GoidStrategy())
+    ->Name("BM_GetValue/goid")
+    ->GLS_DEPTH_SWEEP;
 BENCHMARK_CAPTURE(BM_GetValueAtDepth, stack_tag, &gls::StackTagStrategy())
     ->Name("BM_GetValue/stack_tag")
     ->GLS_DEPTH_SWEEP;
@@ -84,6 +89,7 @@ void BM_GetValueMiss(benchmark::State& state, const gls::Strategy* strategy) {
 }
 BENCHMARK_CAPTURE(BM_GetValueMiss, thread_local, &gls::ThreadLocalStrategy());
 BENCHMARK_CAPTURE(BM_GetValueMiss, stack_tag, &gls::StackTagStrategy());
+BENCHMARK_CAPTURE(BM_GetValueMiss, goid, &gls::GoidStrategy());
 BENCHMARK_CAPTURE(BM_GetValueMiss, stack_tag_libunwind, &gls::StackTagLibunwindStrategy());
 
 // The floor: one read of a thread_local pointer.
@@ -122,6 +128,7 @@ void BM_SetValues(benchmark::State& state, const gls::Strategy* strategy) {
 }
 BENCHMARK_CAPTURE(BM_SetValues, thread_local, &gls::ThreadLocalStrategy());
 BENCHMARK_CAPTURE(BM_SetValues, stack_tag, &gls::StackTagStrategy());
+BENCHMARK_CAPTURE(BM_SetValues, goid, &gls::GoidStrategy());
 BENCHMARK_CAPTURE(BM_SetValues, stack_tag_libunwind, &gls::StackTagLibunwindStrategy());
 
 // SetValues with `values` values inside an enclosing scope with one value:
@@ -142,6 +149,9 @@ BENCHMARK_CAPTURE(BM_SetValuesNested, thread_local, &gls::ThreadLocalStrategy())
     ->ArgName("values")->Arg(1)->Arg(8);
 BENCHMARK_CAPTURE(BM_SetValuesNested, stack_tag, &gls::StackTagStrategy())
     ->Name("BM_SetValuesNested/stack_tag")
+    ->ArgName("values")->Arg(1)->Arg(8);
+BENCHMARK_CAPTURE(BM_SetValuesNested, goid, &gls::GoidStrategy())
+    ->Name("BM_SetValuesNested/goid")
     ->ArgName("values")->Arg(1)->Arg(8);
 BENCHMARK_CAPTURE(BM_SetValuesNested, stack_tag_libunwind,
                   &gls::StackTagLibunwindStrategy())
@@ -172,6 +182,8 @@ BENCHMARK_CAPTURE(BM_GetValueParallel, thread_local, &gls::ThreadLocalStrategy()
     ->Name("BM_GetValueParallel/thread_local")->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GetValueParallel, stack_tag, &gls::StackTagStrategy())
     ->Name("BM_GetValueParallel/stack_tag")->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK_CAPTURE(BM_GetValueParallel, goid, &gls::GoidStrategy())
+    ->Name("BM_GetValueParallel/goid")->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GetValueParallel, stack_tag_libunwind,
                   &gls::StackTagLibunwindStrategy())
     ->Name("BM_GetValueParallel/stack_tag_libunwind")->Threads(1)->Threads(2)->UseRealTime();
@@ -196,6 +208,8 @@ BENCHMARK_CAPTURE(BM_Spawn, thread_local, &gls::ThreadLocalStrategy())
     ->Name("BM_Spawn/thread_local")->ArgName("go")->Arg(0)->Arg(1);
 BENCHMARK_CAPTURE(BM_Spawn, stack_tag, &gls::StackTagStrategy())
     ->Name("BM_Spawn/stack_tag")->ArgName("go")->Arg(0)->Arg(1);
+BENCHMARK_CAPTURE(BM_Spawn, goid, &gls::GoidStrategy())
+    ->Name("BM_Spawn/goid")->ArgName("go")->Arg(0)->Arg(1);
 BENCHMARK_CAPTURE(BM_Spawn, stack_tag_libunwind, &gls::StackTagLibunwindStrategy())
     ->Name("BM_Spawn/stack_tag_libunwind")->ArgName("go")->Arg(0)->Arg(1);
 

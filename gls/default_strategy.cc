@@ -2,7 +2,10 @@
 // //gls:default_strategy; BUILD.bazel passes the matching define.
 #include "gls/strategy.h"
 
-#if defined(GLS_DEFAULT_STRATEGY_STACK_TAG)
+#if defined(GLS_DEFAULT_STRATEGY_GOID)
+#include "strategies/goid/goid_strategy.h"
+#define GLS_DEFAULT_STRATEGY GoidStrategy
+#elif defined(GLS_DEFAULT_STRATEGY_STACK_TAG)
 #include "strategies/stack_tag/stack_tag_strategy.h"
 #define GLS_DEFAULT_STRATEGY StackTagStrategy
 #elif defined(GLS_DEFAULT_STRATEGY_THREAD_LOCAL)
