@@ -1,21 +1,17 @@
-// Microbenchmarks of the goid strategy's read path, with the baselines the
-// issue names, in one binary so ratios come from one run.
+// Microbenchmarks specific to the goid strategy: reads inside a fiber on a
+// pooled (unaligned) stack, Current() alone, and what registering a fiber's
+// stack adds to its lifetime. The rows every strategy shares (GetValue,
+// SetValues, the baselines) live in //bench:gls_benchmark.
 //
 // Names follow bench/gls_benchmark.cc: BM_<Op>/<system>.
-//   BM_GetValue/goid                       GetValue on a thread's stack
-//   BM_GetValue/goid_fiber                 GetValue in a Boost.Context fiber
-//                                          on a pooled (unaligned) stack
-//   BM_GetValue/thread_local               the default strategy
-//   BM_GetValue/boost_fiber_specific_ptr
-//   boost::fibers::fiber_specific_ptr::get() BM_Current/goid the strategy's
-//   Current() alone BM_SetValues/goid                      outermost SetValues
-//   (id from the pool) BM_FiberLifetime/{plain,registered}    create, run,
-//   destroy a fiber on a
-//                                          pooled stack, without / with
-//                                          RegisteredStackAllocator
+//   BM_GetValue/goid_fiber                GetValue in a Boost.Context fiber
+//   BM_Current/goid                       the strategy's Current() alone
+//   BM_FiberLifetime/{plain,registered}   create, run and destroy a fiber on
+//                                         a pooled stack, without / with
+//                                         RegisteredStackAllocator
 //
-// Run (one line):
-//   bazel run -c opt //strategies/goid:goid_benchmark --
+// Run:
+//   bazel run -c opt //strategies/goid:goid_benchmark -- \
 //       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <cstdint>
 #include <memory>
@@ -24,25 +20,11 @@
 #include "benchmark/benchmark.h"
 #include "boost/context/fiber.hpp"
 #include "boost/context/pooled_fixedsize_stack.hpp"
-#include "boost/fiber/fss.hpp"
 #include "gls/context_manager.h"
 #include "strategies/goid/goid_internal.h"
 #include "strategies/goid/goid_strategy.h"
-#include "strategies/thread_local/thread_local_strategy.h"
 
 namespace {
-
-void BM_GetValue(benchmark::State& state, const gls::Strategy* strategy) {
-  gls::ContextManager mgr(*strategy);
-  const gls::ContextKey key = gls::GenSym();
-  mgr.SetValues({{key, 42}}, [&] {
-    for (auto _ : state) {
-      benchmark::DoNotOptimize(mgr.GetValue(key));
-    }
-  });
-}
-BENCHMARK_CAPTURE(BM_GetValue, goid, &gls::GoidStrategy());
-BENCHMARK_CAPTURE(BM_GetValue, thread_local, &gls::ThreadLocalStrategy());
 
 // The same read inside a fiber whose stack comes from a pool of unaligned
 // chunks, so the page under the stack pointer may be shared with a
@@ -78,19 +60,6 @@ void BM_GetValue_GoidFiber(benchmark::State& state) {
 }
 BENCHMARK(BM_GetValue_GoidFiber)->Name("BM_GetValue/goid_fiber");
 
-// What a Boost.Fiber user has: a fiber_specific_ptr (here read from the
-// thread's main fiber).
-void BM_GetValue_BoostFiberSpecificPtr(benchmark::State& state) {
-  static boost::fibers::fiber_specific_ptr<int> value;
-  value.reset(new int(42));
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(value.get());
-  }
-  value.reset(nullptr);
-}
-BENCHMARK(BM_GetValue_BoostFiberSpecificPtr)
-    ->Name("BM_GetValue/boost_fiber_specific_ptr");
-
 void BM_Current(benchmark::State& state, const gls::Strategy* strategy) {
   strategy->EnsureContext([&](gls::internal::Context*) {
     for (auto _ : state) {
@@ -99,15 +68,6 @@ void BM_Current(benchmark::State& state, const gls::Strategy* strategy) {
   });
 }
 BENCHMARK_CAPTURE(BM_Current, goid, &gls::GoidStrategy());
-
-void BM_SetValues(benchmark::State& state, const gls::Strategy* strategy) {
-  gls::ContextManager mgr(*strategy);
-  const gls::Values values{{gls::GenSym(), 42}};
-  for (auto _ : state) {
-    mgr.SetValues(values, [] { benchmark::ClobberMemory(); });
-  }
-}
-BENCHMARK_CAPTURE(BM_SetValues, goid, &gls::GoidStrategy());
 
 template <typename StackAllocator>
 void FiberLifetime(benchmark::State& state, StackAllocator stacks) {
