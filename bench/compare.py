@@ -153,7 +153,10 @@ def fmt_ns(r):
 def ratio(reference, r):
     if reference is None or r is None or not r.get("median_ns") or not reference.get("median_ns"):
         return ""
-    return f" ({reference['median_ns'] / r['median_ns']:,.0f}×)" if r is not reference else " (1×)"
+    if r is reference:
+        return " (1×)"
+    x = reference["median_ns"] / r["median_ns"]
+    return f" ({x:,.0f}×)" if x >= 10 else f" ({x:.2g}×)"
 
 
 def systems_in(records):
