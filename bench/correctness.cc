@@ -304,11 +304,14 @@ Outcome InterleavedContextFibers(System& sys) {
   constexpr int kFibers = 3;
   std::vector<std::unique_ptr<gls::testing::AnnotatedFiber>> fibers;
   for (int f = 0; f < kFibers; ++f) {
+    // The goid strategy needs to know the fibers' stacks; registering them
+    // is harmless for every other system.
     fibers.push_back(std::make_unique<gls::testing::AnnotatedFiber>(
-        [&, f](gls::testing::AnnotatedFiber& self) {
+        gls::goid::RegisteredStackAllocator<boost::context::fixedsize_stack>(),
+        [&, f](gls::testing::AnnotatedFiber::Yield& yield) {
           slot->Set(f, [&] {
             for (int r = 0; r < 3; ++r) {
-              self.Yield();
+              yield();
               if (slot->Get() != f) {
                 errors.push_back("fiber " + std::to_string(f) + " saw " +
                                  Show(slot->Get()));
@@ -317,19 +320,10 @@ Outcome InterleavedContextFibers(System& sys) {
           });
         }));
   }
-  // The goid strategy needs to know the fibers' stacks; registering them is
-  // harmless for every other system.
-  std::vector<std::unique_ptr<gls::goid::ScopedStack>> registrations;
-  for (auto& fiber : fibers) {
-    registrations.push_back(std::make_unique<gls::goid::ScopedStack>(
-        fiber->stack_low(),
-        static_cast<const char*>(fiber->stack_high()) -
-            static_cast<const char*>(fiber->stack_low())));
-  }
   for (bool any = true; any;) {
     any = false;
     for (auto& fiber : fibers) {
-      if (!fiber->done()) {
+      if (!fiber->finished()) {
         fiber->Resume();
         any = true;
       }

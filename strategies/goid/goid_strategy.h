@@ -52,7 +52,7 @@
 //     A thread registers its stack once (pthread_getattr_np; for the main
 //     thread glibc reads /proc/self/maps), capped at the stack's top 256 MiB.
 //   * Under ASan or TSan, fiber switches must be announced to the sanitizer
-//     as for any fiber code (see strategies/goid/annotated_fiber.h); the
+//     as for any fiber code (see strategies/testing/annotated_fiber.h); the
 //     strategy itself reads the real stack pointer, so ASan's fake stacks do
 //     not confuse it.
 //

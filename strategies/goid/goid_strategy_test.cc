@@ -26,7 +26,7 @@
 #include "boost/context/stack_context.hpp"
 #include "gls/context_manager.h"
 #include "gtest/gtest.h"
-#include "strategies/goid/annotated_fiber.h"
+#include "strategies/testing/annotated_fiber.h"
 #include "strategies/goid/goid_internal.h"
 
 namespace gls {
@@ -37,7 +37,7 @@ using goid::RegisteredStackAllocator;
 using goid::ScopedStack;
 using goid_internal::GlobalStackTable;
 using goid_internal::ReadStackPointer;
-using goid_testing::AnnotatedFiber;
+using testing::AnnotatedFiber;
 using Yield = AnnotatedFiber::Yield;
 
 const Strategy& S() { return GoidStrategy(); }

@@ -112,7 +112,7 @@ void RunInterleavedFibers(const Strategy& strategy) {
   std::vector<std::unique_ptr<AnnotatedFiber>> fibers;
   std::vector<std::string> errors;
   for (int f = 0; f < kFibers; ++f) {
-    fibers.push_back(std::make_unique<AnnotatedFiber>([&, f](AnnotatedFiber& self) {
+    fibers.push_back(std::make_unique<AnnotatedFiber>([&, f](AnnotatedFiber::Yield& yield) {
       auto expect = [&](std::optional<int> want, const char* where) {
         const Value* v = mgr.GetValue(key);
         std::optional<int> got;
@@ -123,19 +123,19 @@ void RunInterleavedFibers(const Strategy& strategy) {
         }
       };
       expect(std::nullopt, "before its scope");
-      self.Yield();
+      yield();
       mgr.SetValues({{key, f}}, [&] {
         for (int r = 0; r < kRounds; ++r) {
           expect(f, "inside its scope");
-          self.Yield();  // switch mid-scope
+          yield();  // switch mid-scope
           mgr.SetValues({{key, 100 + f}}, [&] {
-            self.Yield();
+            yield();
             expect(100 + f, "in its nested scope");
           });
           expect(f, "after its nested scope");
         }
       });
-      self.Yield();
+      yield();
       expect(std::nullopt, "after its scope");
     }));
   }
@@ -149,7 +149,7 @@ void RunInterleavedFibers(const Strategy& strategy) {
         const int rotated = (i + step) % kFibers;
         AnnotatedFiber& fiber =
             *fibers[step % 2 == 0 ? rotated : kFibers - 1 - rotated];
-        if (!fiber.done()) {
+        if (!fiber.finished()) {
           fiber.Resume();
           all_done = false;
         }

@@ -35,12 +35,12 @@ TEST(ThreadLocalStrategyTest, NameAndThreadSlot) {
 TEST(ThreadLocalStrategyTest, FibersSwitchingMidScopeDoNotCrash) {
   ContextManager mgr(ThreadLocalStrategy());
   std::string seen_by_b;
-  testing::AnnotatedFiber a([&](testing::AnnotatedFiber& self) {
-    mgr.SetValues({{"k", "a"}}, [&] { self.Yield(); });
+  testing::AnnotatedFiber a([&](testing::AnnotatedFiber::Yield& yield) {
+    mgr.SetValues({{"k", "a"}}, [&] { yield(); });
   });
-  testing::AnnotatedFiber b([&](testing::AnnotatedFiber& self) {
+  testing::AnnotatedFiber b([&](testing::AnnotatedFiber::Yield& yield) {
     mgr.SetValues({{"k", "b"}}, [&] {
-      self.Yield();
+      yield();
       const Value* v = mgr.GetValue("k");
       seen_by_b = v == nullptr ? "none" : *v->TryAs<std::string>();
     });
@@ -51,7 +51,7 @@ TEST(ThreadLocalStrategyTest, FibersSwitchingMidScopeDoNotCrash) {
   a.Resume();  // a's scope ends first: its context is still used by b
   b.Resume();
   const std::string warning = ::testing::internal::GetCapturedStderr();
-  EXPECT_TRUE(a.done() && b.done());
+  EXPECT_TRUE(a.finished() && b.finished());
   // b lost its value when a's outermost scope unbound the thread's context
   // (the documented limit), but never sees a's, or freed memory.
   EXPECT_EQ(seen_by_b, "none");
@@ -70,12 +70,12 @@ TEST(ThreadLocalStrategyTest, FibersSwitchingMidScopeDoNotCrash) {
 TEST(ThreadLocalStrategyTest, OutOfOrderScopeEndRestoresTheLiveScope) {
   ContextManager mgr(ThreadLocalStrategy());
   std::string seen_by_b;
-  testing::AnnotatedFiber a([&](testing::AnnotatedFiber& self) {
-    mgr.SetValues({{"k", "a"}}, [&] { self.Yield(); });
+  testing::AnnotatedFiber a([&](testing::AnnotatedFiber::Yield& yield) {
+    mgr.SetValues({{"k", "a"}}, [&] { yield(); });
   });
-  testing::AnnotatedFiber b([&](testing::AnnotatedFiber& self) {
+  testing::AnnotatedFiber b([&](testing::AnnotatedFiber::Yield& yield) {
     mgr.SetValues({{"k", "b"}}, [&] {
-      self.Yield();
+      yield();
       seen_by_b = *mgr.GetValue<std::string>("k");
     });
   });
