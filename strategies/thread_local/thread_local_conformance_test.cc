@@ -27,6 +27,35 @@ TEST(ThreadLocalStrategyTest, NameAndThreadSlot) {
   EXPECT_EQ(ThreadLocalStrategy().CurrentInline(), nullptr);
 }
 
+// Two fibers on this thread, each with one scope of `mgr` that switches away
+// in its middle; b records what it reads after switching back.
+struct TwoFibersMidScope {
+  explicit TwoFibersMidScope(ContextManager& mgr)
+      : a([&mgr](testing::AnnotatedFiber::Yield& yield) {
+          mgr.SetValues({{"k", "a"}}, [&] { yield(); });
+        }),
+        b([&mgr, this](testing::AnnotatedFiber::Yield& yield) {
+          mgr.SetValues({{"k", "b"}}, [&] {
+            yield();
+            const Value* v = mgr.GetValue("k");
+            seen_by_b = v == nullptr ? "none" : *v->TryAs<std::string>();
+          });
+        }) {}
+
+  // a enters its scope, b nests its own on this thread's context, a's scope
+  // ends first (out of order), then b's.
+  void Interleave() {
+    a.Resume();
+    b.Resume();
+    a.Resume();
+    b.Resume();
+  }
+
+  std::string seen_by_b;
+  testing::AnnotatedFiber a;
+  testing::AnnotatedFiber b;
+};
+
 // thread_local cannot tell fibers apart (documented): fibers that switch in
 // the middle of their scopes see each other's values. What it must not do is
 // crash or hand a context still in use to someone else: scopes ending out of
@@ -34,27 +63,14 @@ TEST(ThreadLocalStrategyTest, NameAndThreadSlot) {
 // scope ever restores a pointer to a scope that has ended (asan checks).
 TEST(ThreadLocalStrategyTest, FibersSwitchingMidScopeDoNotCrash) {
   ContextManager mgr(ThreadLocalStrategy());
-  std::string seen_by_b;
-  testing::AnnotatedFiber a([&](testing::AnnotatedFiber::Yield& yield) {
-    mgr.SetValues({{"k", "a"}}, [&] { yield(); });
-  });
-  testing::AnnotatedFiber b([&](testing::AnnotatedFiber::Yield& yield) {
-    mgr.SetValues({{"k", "b"}}, [&] {
-      yield();
-      const Value* v = mgr.GetValue("k");
-      seen_by_b = v == nullptr ? "none" : *v->TryAs<std::string>();
-    });
-  });
+  TwoFibersMidScope fibers(mgr);
   ::testing::internal::CaptureStderr();
-  a.Resume();  // a enters its scope (outermost: binds a context)
-  b.Resume();  // b's scope nests inside a's context on this thread
-  a.Resume();  // a's scope ends first: its context is still used by b
-  b.Resume();
+  fibers.Interleave();  // a's outermost scope binds the context b then uses
   const std::string warning = ::testing::internal::GetCapturedStderr();
-  EXPECT_TRUE(a.finished() && b.finished());
+  EXPECT_TRUE(fibers.a.finished() && fibers.b.finished());
   // b lost its value when a's outermost scope unbound the thread's context
   // (the documented limit), but never sees a's, or freed memory.
-  EXPECT_EQ(seen_by_b, "none");
+  EXPECT_EQ(fibers.seen_by_b, "none");
   EXPECT_THAT(warning, ::testing::HasSubstr("Use the stack_tag or goid strategy"));
   // The thread is usable afterwards, with nothing left over.
   EXPECT_EQ(mgr.GetValue("k"), nullptr);
@@ -64,29 +80,16 @@ TEST(ThreadLocalStrategyTest, FibersSwitchingMidScopeDoNotCrash) {
 }
 
 // The same interleaving inside a scope of the thread itself, so the context
-// stays bound: a's scope ends while b's (newer) is active, b's then ends. b
-// must restore the thread's own values, not a's ended scope (a use after
-// free before scopes unlinked themselves).
+// stays bound: b must then restore the thread's own values when it ends, not
+// a's ended scope (a use after free before scopes unlinked themselves).
 TEST(ThreadLocalStrategyTest, OutOfOrderScopeEndRestoresTheLiveScope) {
   ContextManager mgr(ThreadLocalStrategy());
-  std::string seen_by_b;
-  testing::AnnotatedFiber a([&](testing::AnnotatedFiber::Yield& yield) {
-    mgr.SetValues({{"k", "a"}}, [&] { yield(); });
-  });
-  testing::AnnotatedFiber b([&](testing::AnnotatedFiber::Yield& yield) {
-    mgr.SetValues({{"k", "b"}}, [&] {
-      yield();
-      seen_by_b = *mgr.GetValue<std::string>("k");
-    });
-  });
+  TwoFibersMidScope fibers(mgr);
   mgr.SetValues({{"k", "thread"}}, [&] {
-    a.Resume();
-    b.Resume();
-    a.Resume();  // a's scope ends first
-    b.Resume();  // then b's
+    fibers.Interleave();
     EXPECT_EQ(*mgr.GetValue<std::string>("k"), "thread");
   });
-  EXPECT_EQ(seen_by_b, "b");
+  EXPECT_EQ(fibers.seen_by_b, "b");
   EXPECT_EQ(mgr.GetValue("k"), nullptr);
 }
 
