@@ -23,7 +23,7 @@
 //   * Current() and RunBound() are thread-safe. Current() should take no lock
 //     and allocate nothing; a strategy that cannot promise it says so (the
 //     stack_tag libunwind walker: libunwind's first unwind of a module takes
-//     a lock, and stacks deeper than 32 frames use a heap buffer).
+//     a lock, and stacks deeper than 16 frames use a heap buffer).
 //   * RunBound(ctx, fn) makes Current() return `ctx` in the flow of execution
 //     that runs `fn`, for the whole of `fn`, and nowhere else; when `fn`
 //     returns or throws, Current() answers what it answered before.

@@ -50,8 +50,7 @@ class StackTag final : public Strategy {
 
   internal::Context* Current() const override {
     if (fallback_ != nullptr) return fallback_->Current();
-    const std::optional<uint64_t> id = stack_tag_internal::ReadTag(walker_);
-    return id.has_value() ? internal::FindContext(*id) : nullptr;
+    return stack_tag_internal::CurrentContextFromTag(walker_);  // tail call
   }
 
   void RunBound(internal::Context* ctx,

@@ -305,7 +305,7 @@ __attribute__((noinline)) std::optional<uint64_t> ReadWithLibunwind(
 // frames up to the marker.
 __attribute__((noinline)) std::optional<uint64_t> ReadWithLibunwind(
     const Layout& layout) {
-  constexpr int kFirstWindow = 32;
+  constexpr int kFirstWindow = 16;
   void* small[kFirstWindow];
   std::vector<void*> large;
   for (int window = kFirstWindow;; window *= 8) {
@@ -337,7 +337,9 @@ void RunTagged(uint64_t id, absl::FunctionRef<void()> fn) {
   gls_stack_tag_start(&state);
 }
 
-std::optional<uint64_t> ReadTag(Walker walker) {
+namespace {
+__attribute__((always_inline)) inline std::optional<uint64_t> ReadTagInline(
+    Walker walker) {
   const Layout& layout = GetLayout();
   if (walker == Walker::kFramePointer && kHaveFrameWalk) {
     Decoder decoder(layout);
@@ -347,6 +349,16 @@ std::optional<uint64_t> ReadTag(Walker walker) {
     frame_pointer_fallbacks.fetch_add(1, std::memory_order_relaxed);
   }
   return ReadWithLibunwind(layout);
+}
+}  // namespace
+
+std::optional<uint64_t> ReadTag(Walker walker) { return ReadTagInline(walker); }
+
+internal::Context* CurrentContextFromTag(Walker walker) {
+  // The walk is inlined here, and StackTag::Current() tail-calls this: the
+  // reader adds one frame, not three, to every walk.
+  const std::optional<uint64_t> id = ReadTagInline(walker);
+  return id.has_value() ? internal::FindContext(*id) : nullptr;
 }
 
 uint64_t FramePointerFallbacks() {

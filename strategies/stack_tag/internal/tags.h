@@ -32,6 +32,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "gls/internal/context.h"
 
 namespace gls {
 namespace stack_tag_internal {
@@ -55,6 +56,10 @@ void RunTagged(uint64_t id, absl::FunctionRef<void()> fn);
 // ReadTag(walker): the id of the innermost complete tag above this call, or
 // std::nullopt if there is none.
 std::optional<uint64_t> ReadTag(Walker walker);
+
+// CurrentContextFromTag(walker): the pooled context whose id the innermost
+// complete tag spells, or nullptr. What StackTag::Current() returns.
+internal::Context* CurrentContextFromTag(Walker walker);
 
 // SelfCheck(): verifies, once per process (later calls return the cached
 // result), that the tag functions were laid out as expected and that ids
