@@ -135,9 +135,6 @@ def find(records, system, workload, **params):
     return None
 
 
-BASELINES = {"raw_thread_local", "boost_thread_specific_ptr", "boost_fiber_specific_ptr"}
-
-
 def fmt_ns(r):
     if r is None:
         return "n/a"

@@ -66,20 +66,18 @@ void ContextManager::SetValuesImpl(const Values& values,
     fn();
     return;
   }
-  // Not Strategy::EnsureContext: one lambda fewer between the scope and the
-  // code in it, which the stack-walking strategies pay for on every read.
-  auto install_and_run = [&](internal::Context* ctx) {
+  strategy_->EnsureContext([&](internal::Context* ctx) {
     const Values* visible = ctx->Get(index_);
-    internal::ScopedValues scope(
-        ctx, index_, visible == nullptr ? values : Values::Merged(*visible, values));
-    fn();
-  };
-  if (internal::Context* ctx = strategy_->CurrentInline()) {
-    install_and_run(ctx);
-    return;
-  }
-  internal::ContextLease lease;
-  strategy_->RunBound(lease.get(), [&] { install_and_run(lease.get()); });
+    if (visible == nullptr) {
+      // Nothing to merge: the scope borrows the caller's values, which
+      // outlive it.
+      internal::ScopedValues scope(ctx, index_, &values);
+      fn();
+    } else {
+      internal::ScopedValues scope(ctx, index_, Values::Merged(*visible, values));
+      fn();
+    }
+  });
 }
 
 Values ContextManager::GetValues() const {
@@ -117,7 +115,7 @@ void RunFrom(const std::vector<CarriedValues>& carried, size_t i,
   }
   const CarriedValues& c = carried[i];
   c.strategy->EnsureContext([&](Context* ctx) {
-    ScopedValues scope(ctx, c.manager_index, c.values);
+    ScopedValues scope(ctx, c.manager_index, &c.values);
     RunFrom(carried, i + 1, fn);
   });
 }

@@ -14,10 +14,12 @@
 //     each sees only its own values.
 //   * GetValue takes no lock and allocates nothing (with the thread_local,
 //     goid and frame-pointer stack_tag strategies; see gls/strategy.h for
-//     the libunwind walker). SetValues allocates only
-//     to copy the visible values into the new scope (none for up to two
-//     values with short keys); the first SetValues in a flow of execution
-//     also takes a goroutine id from the pool.
+//     the libunwind walker). SetValues copies
+//     nothing when no enclosing scope of the manager has values (the scope
+//     borrows the caller's Values) and otherwise allocates only to merge the
+//     enclosing values with the new ones (nothing for up to two values with
+//     short keys); the first SetValues in a flow of execution also takes a
+//     goroutine id from the pool.
 //   * Exception-safe: when the function passed to SetValues throws, the
 //     previous values are back before the exception leaves SetValues.
 //   * Not async-signal-safe in general; see docs/strategies.md for what each

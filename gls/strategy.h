@@ -68,8 +68,18 @@ class Strategy {
 
   // EnsureContext(cb): calls `cb` with the running flow's context, first
   // binding a fresh one from the pool (released again after `cb`) if there
-  // is none.
-  void EnsureContext(absl::FunctionRef<void(internal::Context*)> cb) const;
+  // is none. A template, so `cb` runs inside RunBound's function with no
+  // call of its own: the stack-walking strategies pay for every frame
+  // between a scope and the code in it.
+  template <typename F>
+  void EnsureContext(F&& cb) const {
+    if (internal::Context* ctx = CurrentInline()) {
+      cb(ctx);
+      return;
+    }
+    internal::ContextLease lease;
+    RunBound(lease.get(), [&] { cb(lease.get()); });
+  }
 
   // GetGoroutineId(): the running flow's goroutine id, or std::nullopt
   // outside every context (no SetValues or EnsureGoroutineId scope is

@@ -121,20 +121,27 @@ extern thread_local Context* tls_context
 // then be wrong (the strategy's documented limit), memory never is.
 class ScopedValues {
  public:
-  ScopedValues(Context* ctx, size_t manager, Values values)
-      : ctx_(ctx), manager_(manager), values_(std::move(values)) {
+  // Installs `*borrowed`, which must outlive the guard (no copy).
+  ScopedValues(Context* ctx, size_t manager, const Values* borrowed)
+      : ctx_(ctx), manager_(manager), values_(borrowed) {
+    previous_ = ctx_->Exchange(manager_, this);
+  }
+  // Installs `owned`, kept by the guard.
+  ScopedValues(Context* ctx, size_t manager, Values&& owned)
+      : ctx_(ctx), manager_(manager), owned_(std::move(owned)), values_(&owned_) {
     previous_ = ctx_->Exchange(manager_, this);
   }
   ~ScopedValues();
   ScopedValues(const ScopedValues&) = delete;
   ScopedValues& operator=(const ScopedValues&) = delete;
 
-  const Values& values() const { return values_; }
+  const Values& values() const { return *values_; }
 
  private:
   Context* const ctx_;
   const size_t manager_;
-  const Values values_;
+  const Values owned_;          // empty when borrowing
+  const Values* const values_;  // owned_ or the borrowed values
   ScopedValues* previous_;
 };
 
