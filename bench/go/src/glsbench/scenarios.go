@@ -108,35 +108,31 @@ func twoManagers(s System) Outcome {
 	return check(trace == "1,2,none", "saw "+trace+", expected 1,2,none")
 }
 
-func plainThread(s System) Outcome {
+// readInNewGoroutine sets 5 in a fresh slot, starts a goroutine with spawn
+// from inside that scope, and returns what the goroutine read.
+func readInNewGoroutine(s System, spawn func(func())) string {
 	sl := newSlot(s)
 	defer sl.close()
 	seen := "unset"
 	sl.set(5, func() {
 		var wg sync.WaitGroup
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			seen = sl.get()
-		}()
-		wg.Wait()
-	})
-	return check(seen == "none", "a plain go statement saw "+seen)
-}
-
-func goPropagation(s System) Outcome {
-	sl := newSlot(s)
-	defer sl.close()
-	seen := "unset"
-	sl.set(5, func() {
-		var wg sync.WaitGroup
-		wg.Add(1)
-		s.Go(func() {
+		spawn(func() {
 			defer wg.Done()
 			seen = sl.get()
 		})
 		wg.Wait()
 	})
+	return seen
+}
+
+func plainThread(s System) Outcome {
+	seen := readInNewGoroutine(s, func(f func()) { go f() })
+	return check(seen == "none", "a plain go statement saw "+seen)
+}
+
+func goPropagation(s System) Outcome {
+	seen := readInNewGoroutine(s, s.Go)
 	return check(seen == "5", "Go's goroutine saw "+seen+" (want 5)")
 }
 
