@@ -3,62 +3,160 @@
 #include <atomic>
 #include <mutex>
 #include <sstream>
-
-#include "absl/container/flat_hash_map.h"
+#include <stdexcept>
+#include <vector>
 
 namespace gls {
 
 namespace {
 
-struct Registration {
-  const Strategy* strategy;
-  size_t index;
-};
-
-// The managers gls::Go carries values for, and the source of manager slots.
-// Slots are never reused: a destroyed manager's slot stays empty in every
-// context, so no later manager can see its leftovers.
+// The managers gls::Go and gls::Capture carry values for, and the source of
+// manager slots.
+//
+// A slot's state word: generation << 2 | live << 1 | registered. Readers
+// (Rebuild, on any thread) load it without a lock; the chunks it lives in are
+// published once and never move or die. A destroyed manager's slot goes back
+// on a free list and its next owner gets the next generation, so frames of
+// the old manager (still held by a Snapshot) never match the new one.
 class Registry {
  public:
+  static constexpr uint32_t kChunkBits = 10;
+  static constexpr uint32_t kChunkSize = uint32_t{1} << kChunkBits;
+  static constexpr uint32_t kMaxChunks = 64;
+  static constexpr uint64_t kRegistered = 1;
+  static constexpr uint64_t kLive = 2;
+
   static Registry& Get() {
     static Registry* registry = new Registry;  // never destroyed
     return *registry;
   }
 
-  size_t Add(const ContextManager* mgr, const Strategy* strategy) {
-    const size_t index = next_index_.fetch_add(1, std::memory_order_relaxed);
+  internal::ManagerHandle Add(const Strategy* strategy) {
     std::lock_guard<std::mutex> lock(mu_);
-    managers_[mgr] = Registration{strategy, index};
-    return index;
+    const int strategy_index = StrategyIndexLocked(strategy);
+    uint32_t slot;
+    if (!free_slots_.empty()) {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+    } else {
+      if (next_slot_ >= kChunkSize * kMaxChunks) {
+        throw std::length_error(
+            "gls::ContextManager: more than 65536 managers are alive at once");
+      }
+      slot = next_slot_++;
+      const uint32_t chunk = slot >> kChunkBits;
+      if (chunks_[chunk].load(std::memory_order_relaxed) == nullptr) {
+        chunks_[chunk].store(new std::atomic<uint64_t>[kChunkSize](),
+                             std::memory_order_release);
+      }
+    }
+    std::atomic<uint64_t>& state = State(slot);
+    const uint64_t generation = (state.load(std::memory_order_relaxed) >> 2) + 1;
+    state.store(generation << 2 | kLive | kRegistered, std::memory_order_release);
+    strategy_of_slot_.resize(std::max<size_t>(strategy_of_slot_.size(), slot + 1));
+    strategy_of_slot_[slot] = strategy_index;
+    registered_[strategy_index].fetch_add(1, std::memory_order_relaxed);
+    return generation << 32 | slot;
   }
 
-  void Remove(const ContextManager* mgr) {
+  void Unregister(internal::ManagerHandle handle) {
     std::lock_guard<std::mutex> lock(mu_);
-    managers_.erase(mgr);
+    const uint32_t slot = internal::SlotOf(handle);
+    std::atomic<uint64_t>& state = State(slot);
+    const uint64_t now = state.load(std::memory_order_relaxed);
+    if ((now >> 2) != (handle >> 32) || (now & kRegistered) == 0) return;
+    state.store(now & ~kRegistered, std::memory_order_release);
+    registered_[strategy_of_slot_[slot]].fetch_sub(1, std::memory_order_relaxed);
   }
 
-  std::vector<Registration> Snapshot() {
+  void Remove(internal::ManagerHandle handle) {
+    Unregister(handle);
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<Registration> out;
-    out.reserve(managers_.size());
-    for (const auto& [mgr, reg] : managers_) out.push_back(reg);
-    return out;
+    const uint32_t slot = internal::SlotOf(handle);
+    std::atomic<uint64_t>& state = State(slot);
+    const uint64_t now = state.load(std::memory_order_relaxed);
+    state.store(now & ~kLive, std::memory_order_release);
+    free_slots_.push_back(slot);
+  }
+
+  uint64_t StateOf(uint32_t slot) const {
+    const uint32_t chunk = slot >> kChunkBits;
+    if (chunk >= kMaxChunks) return 0;
+    std::atomic<uint64_t>* base = chunks_[chunk].load(std::memory_order_acquire);
+    if (base == nullptr) return 0;
+    return base[slot & (kChunkSize - 1)].load(std::memory_order_acquire);
+  }
+
+  int Strategies(const Strategy* out[internal::kMaxStrategies]) const {
+    int n = 0;
+    for (int i = 0; i < internal::kMaxStrategies; ++i) {
+      const Strategy* s = strategies_[i].load(std::memory_order_acquire);
+      if (s == nullptr) break;
+      if (registered_[i].load(std::memory_order_relaxed) > 0) out[n++] = s;
+    }
+    return n;
   }
 
  private:
-  std::atomic<size_t> next_index_{0};
+  std::atomic<uint64_t>& State(uint32_t slot) {
+    return chunks_[slot >> kChunkBits].load(std::memory_order_relaxed)
+        [slot & (kChunkSize - 1)];
+  }
+
+  int StrategyIndexLocked(const Strategy* strategy) {
+    for (int i = 0; i < internal::kMaxStrategies; ++i) {
+      const Strategy* s = strategies_[i].load(std::memory_order_relaxed);
+      if (s == strategy) return i;
+      if (s == nullptr) {
+        strategies_[i].store(strategy, std::memory_order_release);
+        return i;
+      }
+    }
+    throw std::length_error(
+        "gls::ContextManager: managers of more than 8 distinct strategies "
+        "were created; strategies are meant to be a few immortal singletons");
+  }
+
   std::mutex mu_;
-  absl::flat_hash_map<const ContextManager*, Registration> managers_;
+  std::vector<uint32_t> free_slots_;       // guarded by mu_
+  uint32_t next_slot_ = 0;                 // guarded by mu_
+  std::vector<int> strategy_of_slot_;      // guarded by mu_
+  std::atomic<std::atomic<uint64_t>*> chunks_[kMaxChunks] = {};
+  std::atomic<const Strategy*> strategies_[internal::kMaxStrategies] = {};
+  std::atomic<int> registered_[internal::kMaxStrategies] = {};
 };
 
 }  // namespace
 
+namespace internal {
+
+bool ManagerLive(ManagerHandle handle) noexcept {
+  const uint64_t state = Registry::Get().StateOf(SlotOf(handle));
+  return (state >> 2) == (handle >> 32) && (state & Registry::kLive) != 0;
+}
+
+bool ManagerCarried(ManagerHandle handle) noexcept {
+  const uint64_t state = Registry::Get().StateOf(SlotOf(handle));
+  return (state >> 2) == (handle >> 32) && (state & Registry::kLive) != 0 &&
+         (state & Registry::kRegistered) != 0;
+}
+
+int RegisteredStrategies(const Strategy* out[kMaxStrategies]) noexcept {
+  return Registry::Get().Strategies(out);
+}
+
+}  // namespace internal
+
+ContextManager::ContextManager() : ContextManager(DefaultStrategy()) {}
+
 ContextManager::ContextManager(const Strategy& strategy)
-    : strategy_(&strategy), index_(Registry::Get().Add(this, &strategy)) {}
+    : strategy_(&strategy),
+      is_default_(&strategy == &DefaultStrategy()),
+      handle_(Registry::Get().Add(&strategy)) {}
 
-ContextManager::~ContextManager() { Unregister(); }
+ContextManager::~ContextManager() { Registry::Get().Remove(handle_); }
 
-void ContextManager::Unregister() { Registry::Get().Remove(this); }
+void ContextManager::Unregister() { Registry::Get().Unregister(handle_); }
 
 void ContextManager::SetValuesImpl(const Values& values,
                                    absl::FunctionRef<void()> fn) {
@@ -66,66 +164,35 @@ void ContextManager::SetValuesImpl(const Values& values,
     fn();
     return;
   }
-  strategy_->EnsureContext([&](internal::Context* ctx) {
-    const Values* visible = ctx->Get(index_);
-    if (visible == nullptr) {
-      // Nothing to merge: the scope borrows the caller's values, which
-      // outlive it.
-      internal::ScopedValues scope(ctx, index_, &values);
-      fn();
-    } else {
-      internal::ScopedValues scope(ctx, index_, Values::Merged(*visible, values));
-      fn();
-    }
-  });
+  auto in_context = [&](Context* ctx) {
+    const uint32_t slot = internal::SlotOf(handle_);
+    ctx->Reserve(slot);
+    const internal::Frame* visible = ctx->Slot(slot);
+    if (visible != nullptr && visible->handle() != handle_) visible = nullptr;
+    internal::Frame* frame = internal::Frame::New(
+        handle_, strategy_, visible == nullptr ? nullptr : &visible->values(),
+        values, ctx->top());
+    internal::Scope scope(ctx, frame);
+    fn();
+  };
+  if (Context* ctx = CurrentContext()) {
+    in_context(ctx);
+    return;
+  }
+  internal::ContextLease lease;
+  strategy_->RunBound(lease.get(), [&] { in_context(lease.get()); });
 }
 
 Values ContextManager::GetValues() const {
-  const Values* values = VisibleValues();
-  return values == nullptr ? Values() : *values;
+  const internal::Frame* frame = VisibleFrame();
+  return frame == nullptr ? Values() : frame->values();
 }
 
-absl::Status ContextManager::NotFound(const Key& key) {
+absl::Status ContextManager::NotFound(KeyView key) {
   std::ostringstream message;
   message << "gls: no value for key " << key
           << " is set in any enclosing SetValues scope";
   return absl::NotFoundError(message.str());
 }
-
-namespace internal {
-
-std::vector<CarriedValues> CaptureRegisteredValues() {
-  std::vector<CarriedValues> carried;
-  for (const Registration& reg : Registry::Get().Snapshot()) {
-    const Context* ctx = reg.strategy->CurrentInline();
-    const Values* values = ctx == nullptr ? nullptr : ctx->Get(reg.index);
-    if (values != nullptr && !values->empty()) {
-      carried.push_back(CarriedValues{reg.strategy, reg.index, *values});
-    }
-  }
-  return carried;
-}
-
-namespace {
-void RunFrom(const std::vector<CarriedValues>& carried, size_t i,
-             absl::FunctionRef<void()> fn) {
-  if (i == carried.size()) {
-    fn();
-    return;
-  }
-  const CarriedValues& c = carried[i];
-  c.strategy->EnsureContext([&](Context* ctx) {
-    ScopedValues scope(ctx, c.manager_index, &c.values);
-    RunFrom(carried, i + 1, fn);
-  });
-}
-}  // namespace
-
-void RunWithValues(const std::vector<CarriedValues>& carried,
-                   absl::FunctionRef<void()> fn) {
-  RunFrom(carried, 0, fn);
-}
-
-}  // namespace internal
 
 }  // namespace gls

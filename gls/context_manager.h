@@ -5,25 +5,31 @@
 // back anywhere below without passing them as arguments. The C++ counterpart
 // of jtolds/gls's ContextManager.
 //
-// What this is not: a way to share values between unrelated threads, or to
-// change what an outer scope sees. Values flow down the call stack, and
-// across threads only through gls::Go (gls/go.h).
+// What this is not: a way to share values between unrelated flows, or to
+// change what an outer scope sees. Values flow down the call stack, and to
+// other flows only through gls::Go and gls::Snapshot (gls/snapshot.h).
 //
 // Guarantees:
 //   * Thread-safe: any number of threads may use one ContextManager at once;
-//     each sees only its own values.
-//   * GetValue takes no lock and allocates nothing (with the thread_local,
-//     goid and frame-pointer stack_tag strategies; see gls/strategy.h for
-//     the libunwind walker). SetValues copies
-//     nothing when no enclosing scope of the manager has values (the scope
-//     borrows the caller's Values) and otherwise allocates only to merge the
-//     enclosing values with the new ones (nothing for up to two values with
-//     short keys); the first SetValues in a flow of execution also takes a
-//     goroutine id from the pool.
+//     each flow of execution sees only its own values.
+//   * GetValue takes no lock and allocates nothing, for every key kind (a
+//     string key is looked up as a std::string_view), with the thread_local,
+//     goid and frame-pointer stack_tag strategies (see gls/strategy.h for
+//     the libunwind walker). Through the default strategy it makes no
+//     virtual call. With the same strategies it is async-signal-safe: a
+//     handler on the interrupted flow's stack sees that flow's values
+//     (docs/strategies.md says which strategy sees what on an alternate
+//     signal stack).
+//   * SetValues copies `values` (a scope owns its values: changing the
+//     caller's object afterwards changes nothing below) into one frame from a
+//     per-thread cache: no heap allocation in a steady state for up to two
+//     values whose copies do not allocate. The first SetValues in a flow also
+//     takes a goroutine id from the pool.
 //   * Exception-safe: when the function passed to SetValues throws, the
 //     previous values are back before the exception leaves SetValues.
-//   * Not async-signal-safe in general; see docs/strategies.md for what each
-//     strategy allows in a signal handler.
+//   * Memory: each context's table grows only to the number of managers
+//     alive at once; a destroyed manager's slot is reused, and no later
+//     manager ever sees the values of an earlier one.
 //   * Fiber-safety is the strategy's: the thread_local strategy follows
 //     threads, not fibers (see docs/strategies.md).
 //
@@ -46,17 +52,20 @@
 #define GLS_CONTEXT_MANAGER_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "gls/internal/context.h"
+#include "gls/internal/frame.h"
+#include "gls/internal/selected_default_strategy.h"
 #include "gls/strategy.h"
 #include "gls/values.h"
 
@@ -70,12 +79,18 @@ template <typename R, typename... A>
 struct IsStdFunction<std::function<R(A...)>> : std::true_type {};
 
 // Throws std::invalid_argument naming `where` if `fn` is a null function
-// pointer or an empty std::function. Other callables cannot be empty.
+// pointer, a null member pointer or an empty std::function. Other callables
+// (lambdas, function references) cannot be empty and are not tested, so no
+// compiler warns that the test is always false.
 template <typename F>
 void CheckCallable(const F& fn, const char* where) {
-  using D = std::decay_t<F>;
-  if constexpr (std::is_pointer_v<D> || std::is_member_pointer_v<D> ||
-                IsStdFunction<D>::value) {
+  using D = std::remove_cvref_t<F>;
+  if constexpr (std::is_pointer_v<D> || std::is_member_pointer_v<D>) {
+    if (fn == nullptr) {
+      throw std::invalid_argument(std::string(where) +
+                                  ": the function to call is empty (null)");
+    }
+  } else if constexpr (IsStdFunction<D>::value) {
     if (!fn) {
       throw std::invalid_argument(std::string(where) +
                                   ": the function to call is empty (null)");
@@ -83,22 +98,39 @@ void CheckCallable(const F& fn, const char* where) {
   }
 }
 
-// Runs `fn` and stores its result, so SetValues can return what fn returns
+// Runs `fn` and stores its result, so a call can return what fn returns
 // through a void() FunctionRef.
 template <typename F, typename R = std::invoke_result_t<F&>>
 class ResultCapture {
  public:
   static_assert(!std::is_reference_v<R>,
-                "gls: the function passed to SetValues may return a value or "
-                "void, not a reference (it would dangle once the scope ends)");
+                "gls: the function passed to SetValues or Run may return a "
+                "value or void, not a reference (it would dangle once the "
+                "scope ends)");
   explicit ResultCapture(F& fn) : fn_(fn) {}
-  void operator()() { result_.emplace(std::invoke(fn_)); }
+  void operator()() const { result_.emplace(std::invoke(fn_)); }
   R Take() { return std::move(*result_); }
 
  private:
   F& fn_;
-  std::optional<R> result_;
+  mutable std::optional<R> result_;
 };
+
+// Calls `fn()` through `run`, a function taking absl::FunctionRef<void()>,
+// and returns what `fn` returns.
+template <typename F, typename Run>
+std::invoke_result_t<F&> CallReturning(F& fn, Run&& run) {
+  using R = std::invoke_result_t<F&>;
+  if constexpr (std::is_void_v<R>) {
+    // A wrapper, so mutable lambdas (not const-callable) work too.
+    auto call = [&fn] { std::invoke(fn); };
+    run(absl::FunctionRef<void()>(call));
+  } else {
+    ResultCapture<F> capture(fn);
+    run(absl::FunctionRef<void()>(capture));
+    return capture.Take();
+  }
+}
 
 }  // namespace internal
 
@@ -106,18 +138,22 @@ class ResultCapture {
 //
 // Holds one independent set of context values. Usually one per kind of value,
 // declared at namespace scope. Constructing one registers it in the
-// process-wide registry that gls::Go uses to carry values into new threads;
-// Unregister() or destruction removes it. Neither copyable nor movable.
+// process-wide registry that gls::Go and gls::Capture use to carry values
+// into other flows; Unregister() or destruction removes it. Neither copyable
+// nor movable.
 class ContextManager {
  public:
   // ContextManager(): uses the build's default strategy
   // (gls::DefaultStrategy(), see docs/strategies.md).
   ContextManager();
   // ContextManager(strategy): uses `strategy` to know which flow of
-  // execution is running.
+  // execution is running. Throws std::length_error if managers of more than
+  // 8 distinct strategies have been created, or more than 65,536 managers
+  // are alive at once.
   explicit ContextManager(const Strategy& strategy);
-  // ~ContextManager(): unregisters. No SetValues scope of this manager may
-  // still be active.
+  // ~ContextManager(): unregisters and frees the manager's slot. No SetValues
+  // scope of this manager may still be active; values of it captured in a
+  // Snapshot are never shown to a later manager.
   ~ContextManager();
 
   ContextManager(const ContextManager&) = delete;
@@ -128,34 +164,36 @@ class ContextManager {
   // Calls `fn()` with `values` added to (or replacing same-key entries of)
   // the values visible here, and returns what `fn` returns. Everything `fn`
   // calls sees them through GetValue; outer frames never do: when `fn`
-  // returns or throws, the previous values are back exactly. With empty
-  // `values`, just calls `fn`. Throws std::invalid_argument if `fn` is a
-  // null function pointer or an empty std::function.
+  // returns or throws, the previous values are back exactly. `values` is
+  // copied: changing it later changes nothing. With empty `values`, just
+  // calls `fn`. Throws std::invalid_argument if `fn` is a null function
+  // pointer or an empty std::function.
   template <typename F>
   std::invoke_result_t<F&> SetValues(const Values& values, F&& fn) {
     internal::CheckCallable(fn, "gls::ContextManager::SetValues");
-    using R = std::invoke_result_t<F&>;
-    if constexpr (std::is_void_v<R>) {
-      SetValuesImpl(values, fn);
-    } else {
-      internal::ResultCapture<F> capture(fn);
-      SetValuesImpl(values, std::ref(capture));
-      return capture.Take();
-    }
+    return internal::CallReturning(
+        fn, [&](absl::FunctionRef<void()> f) { SetValuesImpl(values, f); });
   }
 
   // GetValue(key)
   //
-  // The value set for `key` by a SetValues scope that encloses this call, or
-  // nullptr if there is none ("not found"). The pointee stays valid until
-  // that scope ends; copy it to keep it longer. Lock-free; no allocation.
-  const Value* GetValue(ContextKey key) const {
-    const Values* values = VisibleValues();
-    return values == nullptr ? nullptr : values->Find(key);
+  // The value set for `key` (a ContextKey, a string, or a Key) by a SetValues
+  // scope that encloses this call, or nullptr if there is none ("not
+  // found"). The pointee stays valid until that scope ends; copy it to keep
+  // it longer. Lock-free; no allocation.
+  const Value* GetValue(KeyView key) const noexcept {
+    const internal::Frame* frame = VisibleFrame();
+    return frame == nullptr ? nullptr : frame->values().Find(key);
   }
-  const Value* GetValue(const Key& key) const {
-    const Values* values = VisibleValues();
-    return values == nullptr ? nullptr : values->Find(key);
+
+  // GetValue(typed_key)
+  //
+  // The `T` set for `key` by an enclosing scope, or nullptr. No run-time type
+  // check, no allocation, no lock: the fast path.
+  template <typename T>
+  const T* GetValue(const TypedKey<T>& key) const noexcept {
+    const internal::Frame* frame = VisibleFrame();
+    return frame == nullptr ? nullptr : frame->values().Find(key);
   }
 
   // GetValue<T>(key)
@@ -164,7 +202,7 @@ class ContextManager {
   // scope set `key`; FailedPrecondition, naming both types, if the value is
   // not exactly a `T`.
   template <typename T>
-  absl::StatusOr<T> GetValue(const Key& key) const {
+  absl::StatusOr<T> GetValue(KeyView key) const {
     const Value* value = GetValue(key);
     if (value == nullptr) return NotFound(key);
     return value->As<T>();
@@ -174,46 +212,31 @@ class ContextManager {
   // scope of this manager).
   Values GetValues() const;
 
-  // Unregister(): removes this manager from the registry gls::Go uses, so Go
-  // no longer carries its values into new threads. The manager itself keeps
-  // working. Idempotent.
+  // Unregister(): removes this manager from the registry gls::Go and
+  // gls::Capture use, so its values are no longer carried into other flows.
+  // The manager itself keeps working. Idempotent.
   void Unregister();
 
   // strategy(): the strategy this manager uses.
   const Strategy& strategy() const { return *strategy_; }
 
  private:
-  const Values* VisibleValues() const {
-    const internal::Context* ctx = strategy_->CurrentInline();
-    return ctx == nullptr ? nullptr : ctx->Get(index_);
+  Context* CurrentContext() const noexcept {
+    return is_default_ ? internal::DefaultCurrent() : strategy_->Current();
+  }
+  const internal::Frame* VisibleFrame() const noexcept {
+    const Context* ctx = CurrentContext();
+    if (ctx == nullptr) return nullptr;
+    const internal::Frame* frame = ctx->Slot(internal::SlotOf(handle_));
+    return frame != nullptr && frame->handle() == handle_ ? frame : nullptr;
   }
   void SetValuesImpl(const Values& values, absl::FunctionRef<void()> fn);
-  static absl::Status NotFound(const Key& key);
+  static absl::Status NotFound(KeyView key);
 
   const Strategy* const strategy_;
-  const size_t index_;  // this manager's slot in every Context
+  const bool is_default_;
+  const internal::ManagerHandle handle_;
 };
-
-namespace internal {
-
-// One registered manager's values, captured in one flow of execution and
-// installable in another: what gls::Go carries.
-struct CarriedValues {
-  const Strategy* strategy;
-  size_t manager_index;
-  Values values;
-};
-
-// CaptureRegisteredValues(): the values every registered manager has in the
-// running flow of execution (managers with none are skipped).
-std::vector<CarriedValues> CaptureRegisteredValues();
-
-// RunWithValues(carried, fn): runs `fn` with every entry of `carried`
-// installed, each in its own strategy's context, as nested SetValues would.
-void RunWithValues(const std::vector<CarriedValues>& carried,
-                   absl::FunctionRef<void()> fn);
-
-}  // namespace internal
 
 }  // namespace gls
 

@@ -8,15 +8,15 @@
 // and GenSym, Go, EnsureGoroutineId and GetGoroutineId.
 //
 // What this is not: a replacement for passing a context object explicitly
-// where you can; nor shared state between threads (values reach a new thread
-// only through gls::Go).
+// where you can; nor shared state between threads (values reach another flow
+// only through gls::Go or a gls::Snapshot).
 //
 // Guarantees: see each header. In short: thread-safe; GetValue is a lock-free
 // read costing about a thread_local read plus a short search; values are
 // restored exactly when a SetValues scope ends, by return or by exception.
 // Which flow of execution "here" means (thread, or also fiber) depends on the
-// strategy; the default is chosen at build time with
-// `--//gls:default_strategy=<name>` (docs/strategies.md).
+// strategy; the default is chosen at build time with the label flag
+// `--//gls:default_strategy=//strategies/<name>:default` (docs/strategies.md).
 //
 // Example:
 //
@@ -48,6 +48,7 @@
 #include "absl/functional/function_ref.h"
 #include "gls/context_manager.h"  // IWYU pragma: export
 #include "gls/go.h"               // IWYU pragma: export
+#include "gls/snapshot.h"         // IWYU pragma: export
 #include "gls/strategy.h"         // IWYU pragma: export
 #include "gls/values.h"           // IWYU pragma: export
 

@@ -1,33 +1,54 @@
-// gls/strategy.h: the interface every goroutine-id strategy implements.
+// gls/strategy.h: the interface a goroutine-id strategy implements. Public:
+// a strategy for your own scheduler lives in your code, not in gls.
 //
-// What this is for: a Strategy answers two questions for ContextManager and
-// the goroutine-id functions: "which context is the running flow of execution
-// in?" (Current) and "run this function with that context bound to the
-// running flow" (RunBound). Everything else (values, scopes, Go, the id pool)
-// is shared code in //gls. Several strategies can be used in one binary; each
-// ContextManager is tied to one.
+// What this is for: a Strategy answers two questions for gls: "which context
+// is the running flow of execution in?" (Current) and "run this function with
+// that context bound to the running flow" (RunBound). A `gls::Context` is an
+// opaque per-flow record that gls hands the strategy; the strategy only stores
+// the pointer where Current() will find it again (a thread_local, a field of
+// the running task, a table keyed by stack). Everything else (values, scopes,
+// snapshots, Go, the id pool) is gls's. Several strategies can be used in one
+// binary; each ContextManager is tied to one.
 //
 // What this is not: something most users touch. Users include gls/gls.h and
-// get the default strategy (chosen at build time, see docs/strategies.md).
-// Pick a strategy explicitly only to compare them or to use fibers:
+// get the default strategy, chosen at build time with the label flag
+// `--//gls:default_strategy=<cc_library>` (docs/strategies.md).
 //
-// Example:
-//
-//   #include "gls/gls.h"
-//   #include "strategies/thread_local/thread_local_strategy.h"
-//
-//   gls::ContextManager mgr(gls::ThreadLocalStrategy());
-//   std::optional<uint64_t> id = gls::ThreadLocalStrategy().GetGoroutineId();
-//
-// Guarantees required of every implementation:
-//   * Current() and RunBound() are thread-safe. Current() should take no lock
-//     and allocate nothing; a strategy that cannot promise it says so (the
-//     stack_tag libunwind walker: libunwind's first unwind of a module takes
-//     a lock, and stacks deeper than 16 frames use a heap buffer).
+// Contract every implementation keeps (gls/conformance checks it):
+//   * Current() and RunBound() are thread-safe. Current() is noexcept; it
+//     should take no lock and allocate nothing (say so in your header if it
+//     does), since GetValue calls it.
 //   * RunBound(ctx, fn) makes Current() return `ctx` in the flow of execution
-//     that runs `fn`, for the whole of `fn`, and nowhere else; when `fn`
-//     returns or throws, Current() answers what it answered before.
-//   * Strategies are immortal singletons: a `const Strategy&` never dangles.
+//     that runs `fn`, for the whole of `fn`, and in no other flow; when `fn`
+//     returns or throws, Current() answers what it answered before. gls only
+//     calls it when Current() is nullptr.
+//   * Strategies are immortal: a `const Strategy&` handed to gls never dangles
+//     (a function-local `static const T* s = new T;` is the usual form).
+//   * A strategy that stores an integer rather than a pointer (the stack_tag
+//     strategy writes it into the call stack) uses ContextId/ContextWithId.
+//
+// Example: a strategy keyed on the running task of a user's scheduler.
+//
+//   thread_local Task* current_task;    // set by the scheduler
+//
+//   class TaskStrategy final : public gls::Strategy {
+//    public:
+//     std::string_view name() const override { return "task"; }
+//     gls::Context* Current() const noexcept override {
+//       return current_task->gls_context;
+//     }
+//     void RunBound(gls::Context* ctx,
+//                   absl::FunctionRef<void()> fn) const override {
+//       Task* task = current_task;
+//       task->gls_context = ctx;
+//       struct Unbind {
+//         Task* t;
+//         ~Unbind() { t->gls_context = nullptr; }
+//       } unbind{task};
+//       fn();
+//     }
+//   };
+//   gls::ContextManager mgr(*new TaskStrategy);
 #ifndef GLS_STRATEGY_H_
 #define GLS_STRATEGY_H_
 
@@ -36,13 +57,30 @@
 #include <string_view>
 
 #include "absl/functional/function_ref.h"
-#include "gls/internal/context.h"
 
 namespace gls {
 
+// Context
+//
+// Opaque: one flow of execution's goroutine id and values, owned by gls.
+// A strategy stores and returns pointers to it and never looks inside.
+class Context;
+
+// ContextId(ctx)
+//
+// The goroutine id of `ctx`: a small integer, unique among live contexts.
+uint64_t ContextId(const Context& ctx) noexcept;
+
+// ContextWithId(id)
+//
+// The context whose id is `id`, or nullptr if no context ever had it.
+// Lock-free and async-signal-safe; contexts are never freed, so the pointer
+// is always safe to return from Current().
+Context* ContextWithId(uint64_t id) noexcept;
+
 // Strategy
 //
-// See the file comment. Implementations live in strategies/<name>/.
+// See the file comment.
 class Strategy {
  public:
   virtual ~Strategy() = default;
@@ -53,65 +91,34 @@ class Strategy {
 
   // Current(): the context bound to the running flow of execution, or nullptr
   // when there is none.
-  virtual internal::Context* Current() const = 0;
+  virtual Context* Current() const noexcept = 0;
 
   // RunBound(ctx, fn): runs `fn` with `ctx` bound as the running flow's
   // context. Only called when Current() is nullptr.
-  virtual void RunBound(internal::Context* ctx,
-                        absl::FunctionRef<void()> fn) const = 0;
-
-  // CurrentInline(): Current(), read without a virtual call when the
-  // strategy keeps its contexts in the shared thread-local slot.
-  internal::Context* CurrentInline() const {
-    return uses_thread_slot_ ? internal::tls_context : Current();
-  }
-
-  // EnsureContext(cb): calls `cb` with the running flow's context, first
-  // binding a fresh one from the pool (released again after `cb`) if there
-  // is none. A template, so `cb` runs inside RunBound's function with no
-  // call of its own: the stack-walking strategies pay for every frame
-  // between a scope and the code in it.
-  template <typename F>
-  void EnsureContext(F&& cb) const {
-    if (internal::Context* ctx = CurrentInline()) {
-      cb(ctx);
-      return;
-    }
-    internal::ContextLease lease;
-    RunBound(lease.get(), [&] { cb(lease.get()); });
-  }
+  virtual void RunBound(Context* ctx, absl::FunctionRef<void()> fn) const = 0;
 
   // GetGoroutineId(): the running flow's goroutine id, or std::nullopt
-  // outside every context (no SetValues or EnsureGoroutineId scope is
-  // active on this flow).
-  std::optional<uint64_t> GetGoroutineId() const {
-    const internal::Context* ctx = CurrentInline();
-    if (ctx == nullptr) return std::nullopt;
-    return ctx->id();
-  }
+  // outside every context (no SetValues, Run or EnsureGoroutineId scope of
+  // this strategy is active on this flow).
+  std::optional<uint64_t> GetGoroutineId() const noexcept;
 
   // EnsureGoroutineId(cb): calls `cb` with the running flow's goroutine id,
-  // creating one for the duration of `cb` if there is none. The id is a
-  // small integer reused from a pool: after `cb` returns it may name another
-  // flow.
-  void EnsureGoroutineId(absl::FunctionRef<void(uint64_t)> cb) const {
-    EnsureContext([&](internal::Context* ctx) { cb(ctx->id()); });
-  }
+  // creating one for the duration of `cb` if there is none. The id is a small
+  // integer reused from a pool: after `cb` returns it may name another flow.
+  void EnsureGoroutineId(absl::FunctionRef<void(uint64_t)> cb) const;
 
  protected:
-  // uses_thread_slot: true if Current() is exactly `internal::tls_context`.
-  explicit Strategy(bool uses_thread_slot = false)
-      : uses_thread_slot_(uses_thread_slot) {}
-
- private:
-  const bool uses_thread_slot_;
+  Strategy() = default;
+  Strategy(const Strategy&) = delete;
+  Strategy& operator=(const Strategy&) = delete;
 };
 
 // DefaultStrategy()
 //
 // The strategy `ContextManager()`, `gls::GetGoroutineId()` and
-// `gls::EnsureGoroutineId()` use: the one named by the Bazel build setting
-// //gls:default_strategy (default "thread_local"). Defined by //gls.
+// `gls::EnsureGoroutineId()` use: the one the label flag
+// //gls:default_strategy names (default //strategies/thread_local:default).
+// Defined by that target.
 const Strategy& DefaultStrategy();
 
 }  // namespace gls

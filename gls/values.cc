@@ -6,30 +6,17 @@
 #include <atomic>
 #include <cstdlib>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 
 namespace gls {
 
-ContextKey GenSym() {
+namespace internal {
+
+uint64_t NextSymbol() {
   // Starts at 1: 0 is the null key (and marks string keys inside Key).
   static std::atomic<uint64_t> counter{0};
-  return ContextKey(counter.fetch_add(1, std::memory_order_relaxed) + 1);
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
 }
-
-Key::Key(const char* name) : sym_(0) {
-  if (name == nullptr) {
-    throw std::invalid_argument("gls::Key: a string key may not be null");
-  }
-  name_ = name;
-}
-
-std::ostream& operator<<(std::ostream& os, const Key& key) {
-  if (key.is_symbol()) return os << "gls::ContextKey#" << key.sym_;
-  return os << '"' << key.name_ << '"';
-}
-
-namespace internal {
 
 std::string TypeName(const std::type_info& type) {
   int status = 0;
@@ -48,9 +35,35 @@ std::string TypeName(const std::type_info& type) {
 
 }  // namespace internal
 
+ContextKey GenSym() { return ContextKey(internal::NextSymbol()); }
+
+Key::Key(const char* name) : sym_(0) {
+  if (name == nullptr) {
+    throw std::invalid_argument("gls::Key: a string key may not be null");
+  }
+  name_ = name;
+}
+
+KeyView::KeyView(const char* name) : sym_(0) {
+  if (name == nullptr) {
+    throw std::invalid_argument("gls::KeyView: a string key may not be null");
+  }
+  name_ = name;
+}
+
+std::ostream& operator<<(std::ostream& os, const Key& key) {
+  if (key.is_symbol()) return os << "gls::ContextKey#" << key.sym_;
+  return os << '"' << key.name_ << '"';
+}
+
+std::ostream& operator<<(std::ostream& os, const KeyView& key) {
+  if (key.sym_ != 0) return os << "gls::ContextKey#" << key.sym_;
+  return os << '"' << key.name_ << '"';
+}
+
 absl::Status Value::TypeMismatch(const std::type_info& requested) const {
   return absl::FailedPreconditionError(
-      "gls: the value holds " + internal::TypeName(value_.type()) +
+      "gls: the value holds " + internal::TypeName(type()) +
       ", not the requested " + internal::TypeName(requested));
 }
 
@@ -60,6 +73,12 @@ Values::Values(std::initializer_list<Entry> entries) {
 }
 
 void Values::Set(Key key, Value value) {
+  if (key.typed() != nullptr && *key.typed() != value.type()) {
+    throw std::invalid_argument(
+        "gls::Values::Set: key gls::ContextKey#" + std::to_string(key.symbol()) +
+        " is a gls::TypedKey<" + internal::TypeName(*key.typed()) +
+        ">, but the value holds " + internal::TypeName(value.type()));
+  }
   auto it = std::lower_bound(
       entries_.begin(), entries_.end(), key,
       [](const Entry& e, const Key& k) { return e.first < k; });
@@ -70,17 +89,21 @@ void Values::Set(Key key, Value value) {
   }
 }
 
-const Value* Values::Find(const Key& key) const {
-  if (entries_.size() <= kLinearSearchMax) {
-    for (const Entry& e : entries_) {
-      if (e.first == key) return &e.second;
-    }
-    return nullptr;
-  }
-  auto it = std::lower_bound(
-      entries_.begin(), entries_.end(), key,
-      [](const Entry& e, const Key& k) { return e.first < k; });
-  return it != entries_.end() && it->first == key ? &it->second : nullptr;
+KeyView Values::ContextKeyView(uint64_t id) {
+  KeyView view{std::string_view()};
+  view.sym_ = id;
+  return view;
+}
+
+const Value* Values::FindSorted(KeyView key) const {
+  // The order of Key's operator<: symbols first, by descending number, then
+  // strings by name.
+  auto before = [](const Entry& e, const KeyView& k) {
+    if (e.first.symbol() != k.symbol()) return e.first.symbol() > k.symbol();
+    return std::string_view(e.first.name()) < k.name();
+  };
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), key, before);
+  return it != entries_.end() && key.Matches(it->first) ? &it->second : nullptr;
 }
 
 Values Values::Merged(const Values& base, const Values& overrides) {

@@ -1,50 +1,69 @@
 // gls/values.h: the keys and values a ContextManager stores.
 //
-// What this is for: naming a context value (`ContextKey` from `GenSym()`, or a
-// plain string, as in the Go original's examples), holding a value of any
-// copyable type (`Value`), and passing several of them at once to
-// `ContextManager::SetValues` (`Values`).
+// What this is for: naming a context value (`ContextKey` from `GenSym()`, a
+// plain string as in the Go original's examples, or a `TypedKey<T>` that
+// carries its value's type), holding a value of any copyable type (`Value`),
+// and passing several of them at once to `ContextManager::SetValues`
+// (`Values`).
 //
 // What this is not: a general-purpose `std::any` replacement. A `Value` knows
 // how to copy and, when the type has an `operator<<`, print itself; nothing
 // else.
 //
 // Guarantees:
-//   * `GenSym()` is thread-safe, lock-free and never returns the same key
-//     twice in a process.
+//   * `GenSym()` and `TypedKey<T>()` are thread-safe, lock-free and never
+//     return the same key twice in a process; the two share one sequence.
 //   * `Key`, `Value` and `Values` are regular value types: copying one copies
 //     everything it holds. They are not internally synchronized (like any
 //     standard container).
+//   * A `Value` keeps a value of up to 32 bytes (alignment up to 8) whose
+//     move constructor is noexcept inline: constructing, copying or moving
+//     it allocates only what the held type's own copy allocates (nothing for
+//     an int, a pointer, or a std::string of up to 15 characters). Larger
+//     types are kept on the heap.
+//   * `Values` keeps up to two entries inline.
+//   * Lookups (`Find`) take a `KeyView`: no key is built and nothing is
+//     allocated, whatever the length of a string key.
 //   * Asking a `Value` for the wrong type never has undefined behaviour: the
 //     pointer accessor returns nullptr and the checked accessor returns an
-//     error naming both types.
+//     error naming both types. Setting a `TypedKey<T>` to anything but a `T`
+//     does not compile, or, through an untyped `Key`, throws
+//     std::invalid_argument naming both types.
 //
 // Example:
 //
 //   const gls::ContextKey kRequestId = gls::GenSym();
-//   gls::Values values{{kRequestId, "12345"}, {"tenant", 7}};
-//   const gls::Value* v = values.Find("tenant");
-//   int tenant = *v->TryAs<int>();                       // 7
-//   absl::StatusOr<double> bad = v->As<double>();        // error: holds int
+//   const gls::TypedKey<int> kTenant;
+//   gls::Values values{{kRequestId, "12345"}, {kTenant, 7}, {"user", "bob"}};
+//   const gls::Value* v = values.Find("user");
+//   std::string user = *v->TryAs<std::string>();           // "bob"
+//   absl::StatusOr<double> bad = v->As<double>();          // error: a string
 #ifndef GLS_VALUES_H_
 #define GLS_VALUES_H_
 
-#include <any>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <new>
 #include <ostream>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
-#include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace gls {
+
+class ContextKey;
+ContextKey GenSym();
+
+namespace internal {
+uint64_t NextSymbol();
+}  // namespace internal
 
 // ContextKey
 //
@@ -75,32 +94,75 @@ class ContextKey {
 // lock-free.
 ContextKey GenSym();
 
+// TypedKey<T>
+//
+// A key that carries its value's type: the fast path. Each TypedKey made by
+// the default constructor is new and unique, like GenSym(). Setting it takes
+// anything a `T` can be constructed from and stores a `T`; reading it through
+// `ContextManager::GetValue(key)` returns `const T*` with no run-time type
+// check (none is needed: nothing but a `T` can be stored under it) and no
+// allocation. `T` must be a copyable object type.
+//
+// Example:
+//
+//   const gls::TypedKey<std::string> kUser;
+//   mgr.SetValues({{kUser, "bob"}}, [&] {
+//     const std::string* user = mgr.GetValue(kUser);   // "bob"
+//   });
+template <typename T>
+class TypedKey {
+  static_assert(std::is_object_v<T> && !std::is_const_v<T> &&
+                    !std::is_array_v<T> && std::is_copy_constructible_v<T>,
+                "gls::TypedKey<T>: T must be a copyable, non-const object type");
+  static_assert(!std::is_same_v<T, const char*> && !std::is_same_v<T, char*>,
+                "gls::TypedKey<T>: use TypedKey<std::string> (a char pointer "
+                "would dangle once the scope that made it ends)");
+
+ public:
+  using value_type = T;
+
+  TypedKey() : id_(internal::NextSymbol()) {}
+
+  // id(): the key's number, from the same sequence as GenSym().
+  uint64_t id() const { return id_; }
+
+  friend bool operator==(const TypedKey& a, const TypedKey& b) {
+    return a.id_ == b.id_;
+  }
+
+ private:
+  uint64_t id_;
+};
+
 // Key
 //
-// What a ContextManager is indexed by: either a ContextKey or a string.
-// Implicitly constructible from both, so `mgr.GetValue("request_id")` and
-// `mgr.GetValue(kRequestIdKey)` both work. A string key and a ContextKey never
-// compare equal, whatever their text.
+// What a Values entry is indexed by: a ContextKey, a TypedKey<T> or a string.
+// Implicitly constructible from all three. A string key and a symbol key
+// never compare equal, whatever their text.
 class Key {
  public:
   Key(ContextKey key) : sym_(key.id()) {}  // NOLINT: implicit by design
+  template <typename T>
+  Key(const TypedKey<T>& key)  // NOLINT: implicit by design
+      : sym_(key.id()), typed_(&typeid(T)) {}
   Key(std::string name) : sym_(0), name_(std::move(name)) {}  // NOLINT
   Key(std::string_view name) : sym_(0), name_(name) {}        // NOLINT
   Key(const char* name);                                       // NOLINT
 
-  // is_symbol(): true for a ContextKey, false for a string key.
+  // is_symbol(): true for a ContextKey or TypedKey, false for a string key.
   bool is_symbol() const { return sym_ != 0; }
-  // symbol(): the ContextKey's id, or 0 for a string key.
+  // symbol(): the key's number, or 0 for a string key.
   uint64_t symbol() const { return sym_; }
-  // name(): the string of a string key; empty for a ContextKey.
+  // name(): the string of a string key; empty for a symbol key.
   const std::string& name() const { return name_; }
+  // typed(): the value type of a TypedKey, or nullptr.
+  const std::type_info* typed() const { return typed_; }
 
   friend bool operator==(const Key& a, const Key& b) {
-    // ContextKeys have empty names: comparing numbers decides.
     return a.sym_ == b.sym_ && (a.sym_ != 0 || a.name_ == b.name_);
   }
-  // A total order (symbols first, by number; then strings), used to keep a
-  // context's entries sorted.
+  // A total order (symbols first, by number; then strings), used to keep
+  // entries sorted.
   friend bool operator<(const Key& a, const Key& b) {
     if (a.sym_ != b.sym_) return a.sym_ > b.sym_;  // 0 (strings) sorts last
     return a.name_ < b.name_;
@@ -108,8 +170,36 @@ class Key {
   friend std::ostream& operator<<(std::ostream& os, const Key& key);
 
  private:
-  uint64_t sym_;  // ContextKey id, or 0 for a string key.
+  uint64_t sym_;  // ContextKey/TypedKey number, or 0 for a string key.
+  const std::type_info* typed_ = nullptr;
   std::string name_;
+};
+
+// KeyView
+//
+// A key to look up, borrowed: built from a ContextKey, a string (any of
+// const char*, std::string_view, std::string) or a Key without copying or
+// allocating. Only valid while what it was built from is.
+class KeyView {
+ public:
+  KeyView(ContextKey key) : sym_(key.id()) {}                 // NOLINT
+  KeyView(std::string_view name) : sym_(0), name_(name) {}    // NOLINT
+  KeyView(const std::string& name) : sym_(0), name_(name) {}  // NOLINT
+  KeyView(const char* name);                                  // NOLINT
+  KeyView(const Key& key) : sym_(key.symbol()), name_(key.name()) {}  // NOLINT
+
+  uint64_t symbol() const { return sym_; }
+  std::string_view name() const { return name_; }
+
+  bool Matches(const Key& key) const {
+    return key.symbol() == sym_ && (sym_ != 0 || key.name() == name_);
+  }
+  friend std::ostream& operator<<(std::ostream& os, const KeyView& key);
+
+ private:
+  friend class Values;
+  uint64_t sym_;
+  std::string_view name_;
 };
 
 namespace internal {
@@ -128,15 +218,6 @@ template <typename T, typename D = std::decay_t<T>>
 using StoredType =
     std::conditional_t<std::is_same_v<D, const char*> || std::is_same_v<D, char*>,
                        std::string, D>;
-
-template <typename T>
-void PrintAny(std::ostream& os, const std::any& value) {
-  if constexpr (IsStreamable<T>::value) {
-    os << *std::any_cast<T>(&value);
-  } else {
-    os << "<" << TypeName(typeid(T)) << ">";
-  }
-}
 }  // namespace internal
 
 // Value
@@ -145,6 +226,8 @@ void PrintAny(std::ostream& os, const std::any& value) {
 // is never empty: it always holds a value of some type.
 class Value {
  public:
+  static constexpr size_t kInlineSize = 32;
+
   // Value(v): stores a copy of `v`. Character strings (string literals,
   // `const char*`) are stored as `std::string`, so `Values{{"k", "v"}}` holds
   // a std::string that outlives the literal's scope; everything else is
@@ -152,20 +235,45 @@ class Value {
   template <typename T, typename D = internal::StoredType<T>,
             typename = std::enable_if_t<!std::is_same_v<D, Value>>>
   Value(T&& value)  // NOLINT: implicit so Values{{key, 42}} reads naturally
-      : value_(std::in_place_type<D>, std::forward<T>(value)),
-        print_(&internal::PrintAny<D>) {
+      : ops_(&OpsFor<D>::kOps) {
     static_assert(std::is_copy_constructible_v<D>,
                   "gls::Value requires a copyable type");
+    if constexpr (IsInline<D>()) {
+      ptr_ = ::new (static_cast<void*>(buffer_)) D(std::forward<T>(value));
+    } else {
+      ptr_ = new D(std::forward<T>(value));
+    }
   }
 
+  Value(const Value& other) : ops_(other.ops_) {
+    ptr_ = ops_->copy(other.ptr_, buffer_);
+  }
+  Value(Value&& other) noexcept : ops_(other.ops_) { TakeFrom(other); }
+  Value& operator=(const Value& other) {
+    if (this != &other) {
+      Value copy(other);
+      *this = std::move(copy);
+    }
+    return *this;
+  }
+  Value& operator=(Value&& other) noexcept {
+    if (this != &other) {
+      Destroy();
+      ops_ = other.ops_;
+      TakeFrom(other);
+    }
+    return *this;
+  }
+  ~Value() { Destroy(); }
+
   // type(): the type of the held value.
-  const std::type_info& type() const { return value_.type(); }
+  const std::type_info& type() const { return *ops_->type; }
 
   // TryAs<T>(): a pointer to the held value if it is exactly a `T`, else
   // nullptr. Never throws.
   template <typename T>
   const T* TryAs() const {
-    return std::any_cast<T>(&value_);
+    return *ops_->type == typeid(T) ? static_cast<const T*>(ptr_) : nullptr;
   }
 
   // As<T>(): a copy of the held value if it is exactly a `T`; otherwise a
@@ -176,49 +284,146 @@ class Value {
     return TypeMismatch(typeid(T));
   }
 
+  // data(): the held object. For TypedKey reads, which know its type.
+  const void* data() const { return ptr_; }
+
   // operator<<: prints the held value if its type has an operator<<, else
   // "<type name>".
   friend std::ostream& operator<<(std::ostream& os, const Value& v) {
-    v.print_(os, v.value_);
+    v.ops_->print(os, v.ptr_);
     return os;
   }
 
-
  private:
+  struct Ops {
+    const std::type_info* type;
+    bool is_inline;
+    // Copy-constructs *src into `buffer` (inline) or the heap; returns it.
+    void* (*copy)(const void* src, void* buffer);
+    // Move-constructs *src into `buffer`, destroying *src (inline only).
+    void* (*relocate)(void* src, void* buffer) noexcept;
+    void (*destroy)(void* p) noexcept;
+    void (*print)(std::ostream& os, const void* p);
+  };
+
+  template <typename D>
+  static constexpr bool IsInline() {
+    return sizeof(D) <= kInlineSize && alignof(D) <= alignof(void*) &&
+           std::is_nothrow_move_constructible_v<D>;
+  }
+
+  template <typename D>
+  struct OpsFor {
+    static void* Copy(const void* src, void* buffer) {
+      if constexpr (IsInline<D>()) {
+        return ::new (buffer) D(*static_cast<const D*>(src));
+      } else {
+        return new D(*static_cast<const D*>(src));
+      }
+    }
+    static void* Relocate(void* src, void* buffer) noexcept {
+      if constexpr (IsInline<D>()) {
+        D* from = static_cast<D*>(src);
+        D* to = ::new (buffer) D(std::move(*from));
+        from->~D();
+        return to;
+      } else {
+        return src;
+      }
+    }
+    static void Destroy(void* p) noexcept {
+      if constexpr (IsInline<D>()) {
+        static_cast<D*>(p)->~D();
+      } else {
+        delete static_cast<D*>(p);
+      }
+    }
+    static void Print(std::ostream& os, const void* p);
+    static constexpr Ops kOps = {&typeid(D), IsInline<D>(), &Copy, &Relocate,
+                                 &Destroy, &Print};
+  };
+
+  void TakeFrom(Value& other) noexcept {
+    ptr_ = ops_->relocate(other.ptr_, buffer_);
+    // `other` keeps a valid, cheap value: an int 0, inline.
+    other.ops_ = &OpsFor<int>::kOps;
+    other.ptr_ = ::new (static_cast<void*>(other.buffer_)) int(0);
+  }
+  void Destroy() noexcept { ops_->destroy(ptr_); }
+
   absl::Status TypeMismatch(const std::type_info& requested) const;
 
-  std::any value_;
-  void (*print_)(std::ostream&, const std::any&);
+  void* ptr_;  // buffer_ or a heap object
+  const Ops* ops_;
+  alignas(void*) unsigned char buffer_[kInlineSize];
 };
+
+template <typename D>
+void Value::OpsFor<D>::Print(std::ostream& os, const void* p) {
+  if constexpr (internal::IsStreamable<D>::value) {
+    os << *static_cast<const D*>(p);
+  } else {
+    os << "<" << internal::TypeName(typeid(D)) << ">";
+  }
+}
 
 // Values
 //
 // A set of key -> value pairs, as passed to ContextManager::SetValues. Keys
 // are unique: inserting an existing key replaces its value (the last one
-// wins, as in a Go map literal built in order).
+// wins, as in a Go map literal built in order). Typed and untyped keys mix
+// freely.
 //
 // Example:
-//   gls::Values v{{"request_id", "12345"}, {kSpanKey, span}};
+//   gls::Values v{{"request_id", "12345"}, {kSpanKey, span}, {kTenant, 7}};
 class Values {
  public:
-  using Entry = std::pair<Key, Value>;
+  // Entry: one key and its value (`first`, `second`, as in a map).
+  struct Entry {
+    Entry(Key key, Value value) : first(std::move(key)), second(std::move(value)) {}
+    // A TypedKey<T> entry stores a T made from `value`.
+    template <typename T, typename U>
+    Entry(const TypedKey<T>& key, U&& value)
+        : first(key), second(MakeTyped<T>(std::forward<U>(value))) {}
+
+    Key first;
+    Value second;
+  };
 
   Values() = default;
   Values(std::initializer_list<Entry> entries);
 
-  // Set(key, value): adds `key`, or replaces its value.
+  // Set(key, value): adds `key`, or replaces its value. Throws
+  // std::invalid_argument if `key` is a TypedKey<T>'s and `value` does not
+  // hold exactly a T.
   void Set(Key key, Value value);
+  // Set(typed_key, value): stores a T made from `value`.
+  template <typename T, typename U>
+  void Set(const TypedKey<T>& key, U&& value) {
+    Set(Key(key), MakeTyped<T>(std::forward<U>(value)));
+  }
 
-  // Find(key): the value for `key`, or nullptr. Linear for a few entries,
-  // binary search beyond.
-  const Value* Find(const Key& key) const;
-  // Find(key) for a ContextKey: compares numbers only.
-  const Value* Find(ContextKey key) const {
-    if (entries_.size() > kLinearSearchMax) return Find(Key(key));
+  // Find(key): the value for `key`, or nullptr. Allocates nothing.
+  const Value* Find(KeyView key) const {
+    if (entries_.size() > kLinearSearchMax) return FindSorted(key);
     for (const Entry& e : entries_) {
-      if (e.first.symbol() == key.id()) return &e.second;
+      if (key.Matches(e.first)) return &e.second;
     }
     return nullptr;
+  }
+  // FindSymbol(id): the value of the ContextKey or TypedKey numbered `id`.
+  const Value* FindSymbol(uint64_t id) const {
+    if (entries_.size() > kLinearSearchMax) return FindSorted(ContextKeyView(id));
+    for (const Entry& e : entries_) {
+      if (e.first.symbol() == id) return &e.second;
+    }
+    return nullptr;
+  }
+  // Find(typed_key): the T stored for `key`, or nullptr.
+  template <typename T>
+  const T* Find(const TypedKey<T>& key) const {
+    const Value* v = FindSymbol(key.id());
+    return v == nullptr ? nullptr : static_cast<const T*>(v->data());
   }
 
   // Merged(base, overrides): `base` with every entry of `overrides` added or
@@ -232,7 +437,18 @@ class Values {
   auto end() const { return entries_.end(); }
 
  private:
+  template <typename T, typename U>
+  static Value MakeTyped(U&& value) {
+    static_assert(std::is_constructible_v<T, U&&>,
+                  "gls: the value given for a gls::TypedKey<T> cannot be "
+                  "converted to T");
+    return Value(T(std::forward<U>(value)));
+  }
+
   static constexpr size_t kLinearSearchMax = 8;
+  static KeyView ContextKeyView(uint64_t id);
+  const Value* FindSorted(KeyView key) const;  // binary search
+
   // Sorted by key, unique keys. Two inline entries: the common SetValues
   // with one or two values allocates nothing for the container.
   absl::InlinedVector<Entry, 2> entries_;

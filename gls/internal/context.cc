@@ -1,46 +1,66 @@
 #include "gls/internal/context.h"
 
-#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <memory>
+#include <cstring>
 #include <mutex>
+#include <new>
 #include <vector>
 
 namespace gls {
+
+Context::~Context() {
+  if (slots_ != inline_slots_) delete[] slots_;
+}
+
+size_t Context::MemoryBytes() const {
+  return sizeof(Context) +
+         (slots_ != inline_slots_ ? capacity_ * sizeof(internal::Frame*) : 0);
+}
+
+void Context::SetTop(internal::Frame* frame) {
+  std::atomic_signal_fence(std::memory_order_release);
+  top_ = frame;
+  std::atomic_signal_fence(std::memory_order_release);
+}
+
+void Context::Reserve(uint32_t slot) {
+  if (slot < capacity_) return;
+  uint32_t capacity = capacity_ * 2;
+  while (capacity <= slot) capacity *= 2;
+  auto* grown = new internal::Frame*[capacity]();
+  std::memcpy(grown, slots_, capacity_ * sizeof(internal::Frame*));
+  internal::Frame** old = slots_;
+  // A signal handler on this thread reads capacity_ then slots_: publish the
+  // larger table first, so whatever it reads is in bounds.
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  slots_ = grown;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  capacity_ = capacity;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (old != inline_slots_) delete[] old;
+}
+
+void Context::SetSlot(uint32_t slot, internal::Frame* frame) {
+  if (slot >= capacity_) {
+    if (frame == nullptr) return;
+    Reserve(slot);
+  }
+  std::atomic_signal_fence(std::memory_order_release);
+  slots_[slot] = frame;
+  std::atomic_signal_fence(std::memory_order_release);
+}
+
+void Context::ClearSlots() {
+  for (uint32_t i = 0; i < capacity_; ++i) slots_[i] = nullptr;
+  std::atomic_signal_fence(std::memory_order_release);
+}
+
 namespace internal {
 
-thread_local Context* tls_context = nullptr;
-
-ScopedValues* Context::Exchange(size_t manager, ScopedValues* scope) {
-  if (manager >= scopes_.size()) {
-    if (scope == nullptr) return nullptr;
-    scopes_.resize(manager + 1, nullptr);
-  }
-  ScopedValues* previous = scopes_[manager];
-  scopes_[manager] = scope;
-  live_ += static_cast<int>(scope != nullptr) - static_cast<int>(previous != nullptr);
-  return previous;
-}
-
-ScopedValues::~ScopedValues() {
-  ScopedValues* innermost = ctx_->Innermost(manager_);
-  if (innermost == this) {
-    ctx_->Exchange(manager_, previous_);
-    return;
-  }
-  // Ending out of order: unlink from the newer scope that points at us.
-  for (ScopedValues* s = innermost; s != nullptr; s = s->previous_) {
-    if (s->previous_ == this) {
-      s->previous_ = previous_;
-      return;
-    }
-  }
-}
-
 // The pool: contexts live in fixed-size chunks published through an array of
-// atomic pointers, so FindContext needs no lock and a context never moves.
+// atomic pointers, so ContextWithId needs no lock and a context never moves.
 // Released contexts are reused LIFO, as in the Go original's idPool; each
 // thread keeps the one it released last, so the common outermost
 // SetValues/return cycle on one thread takes no lock.
@@ -95,6 +115,11 @@ class ContextPool {
     return base == nullptr ? nullptr : &base[id & (kChunkSize - 1)];
   }
 
+  uint64_t Created() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return next_id_;
+  }
+
  private:
   ContextPool() = default;
 
@@ -107,16 +132,37 @@ class ContextPool {
 namespace {
 
 // The context this thread released last, handed back before the shared pool
-// is asked. Returned to the shared pool when the thread exits.
+// is asked. Trivially destructible and constant-initialized, so it stays
+// readable while and after the thread's thread_local destructors run, in
+// whatever order they run: gls's own state never disappears under a
+// destructor that still uses gls (a logger flushing at thread exit).
 struct ThreadCache {
   Context* ctx = nullptr;
-  bool alive = true;
-  ~ThreadCache() {
-    alive = false;
+  bool exited = false;  // ThreadCacheFlusher has run: use the shared pool
+  bool armed = false;   // the flusher is constructed
+};
+constinit thread_local ThreadCache thread_cache;
+
+// Hands the cached context back to the shared pool when the thread exits,
+// and from then on keeps the cache out of the way. Constructed on the
+// thread's first release, so its destructor runs before that of any
+// thread_local constructed earlier and after any constructed later: both
+// orders are safe, since a destructor running after this one finds `exited`
+// set and talks to the shared pool directly.
+struct ThreadCacheFlusher {
+  // Arm(): any member access constructs the thread_local, which registers
+  // its destructor with the runtime.
+  void Arm() { armed = true; }
+  bool armed = false;
+  ~ThreadCacheFlusher() {
+    ThreadCache& cache = thread_cache;
+    cache.exited = true;
+    Context* ctx = cache.ctx;
+    cache.ctx = nullptr;  // before releasing: never hand out a pooled context
     if (ctx != nullptr) ContextPool::Get().Release(ctx);
   }
 };
-thread_local ThreadCache thread_cache;
+thread_local ThreadCacheFlusher thread_cache_flusher;
 
 }  // namespace
 
@@ -150,14 +196,35 @@ void ReleaseContext(Context* ctx) {
     return;
   }
   ThreadCache& cache = thread_cache;
-  if (cache.alive && cache.ctx == nullptr) {
+  if (!cache.exited && cache.ctx == nullptr) {
+    if (!cache.armed) {
+      cache.armed = true;
+      thread_cache_flusher.Arm();
+    }
     cache.ctx = ctx;
     return;
   }
   ContextPool::Get().Release(ctx);
 }
 
-Context* FindContext(uint64_t id) { return ContextPool::Get().Find(id); }
+uint64_t ContextsCreated() { return ContextPool::Get().Created(); }
 
 }  // namespace internal
+
+uint64_t ContextId(const Context& ctx) noexcept { return ctx.id(); }
+
+Context* ContextWithId(uint64_t id) noexcept {
+  return internal::ContextPool::Get().Find(id);
+}
+
+std::optional<uint64_t> Strategy::GetGoroutineId() const noexcept {
+  const Context* ctx = Current();
+  if (ctx == nullptr) return std::nullopt;
+  return ctx->id();
+}
+
+void Strategy::EnsureGoroutineId(absl::FunctionRef<void(uint64_t)> cb) const {
+  internal::EnsureContext(*this, [&](Context* ctx) { cb(ctx->id()); });
+}
+
 }  // namespace gls

@@ -22,6 +22,7 @@
 #include "boost/context/pooled_fixedsize_stack.hpp"
 #include "gls/context_manager.h"
 #include "strategies/goid/goid_internal.h"
+#include "gls/internal/context.h"
 #include "strategies/goid/goid_strategy.h"
 
 namespace {
@@ -61,7 +62,7 @@ void BM_GetValue_GoidFiber(benchmark::State& state) {
 BENCHMARK(BM_GetValue_GoidFiber)->Name("BM_GetValue/goid_fiber");
 
 void BM_Current(benchmark::State& state, const gls::Strategy* strategy) {
-  strategy->EnsureContext([&](gls::internal::Context*) {
+  gls::internal::EnsureContext(*strategy, [&](gls::Context*) {
     for (auto _ : state) {
       benchmark::DoNotOptimize(strategy->Current());
     }

@@ -1,5 +1,6 @@
 // The conformance suite with the goid strategy.
 #include "gls/conformance/conformance_suite.h"
+#include "gls/internal/context.h"
 #include "strategies/goid/goid_strategy.h"
 
 namespace gls {
@@ -14,9 +15,9 @@ INSTANTIATE_TEST_SUITE_P(Goid, ConformanceTest,
 TEST(GoidStrategyConformanceTest, NameAndCurrent) {
   EXPECT_EQ(GoidStrategy().name(), "goid");
   EXPECT_EQ(GoidStrategy().Current(), nullptr);
-  GoidStrategy().EnsureContext([](internal::Context* ctx) {
+  internal::EnsureContext(GoidStrategy(), [](Context* ctx) {
     EXPECT_EQ(GoidStrategy().Current(), ctx);
-    EXPECT_EQ(GoidStrategy().CurrentInline(), ctx);
+    EXPECT_EQ(goid_internal::CurrentContext(), ctx);
   });
   EXPECT_EQ(GoidStrategy().Current(), nullptr);
 }

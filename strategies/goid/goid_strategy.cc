@@ -374,6 +374,11 @@ void UnregisterAllocatedStack(void* lo, size_t size) noexcept {
   delete registration;
 }
 
+Context* CurrentContext() noexcept {
+  const StackRegion* region = global_table.table.Lookup(ReadStackPointer());
+  return region == nullptr ? nullptr : region->context;
+}
+
 namespace {
 
 // ---------------------------------------------------------------------------
@@ -383,7 +388,7 @@ namespace {
 // the scope ends.
 class Binding {
  public:
-  Binding(StackRegion* region, internal::Context* ctx)
+  Binding(StackRegion* region, Context* ctx)
       : region_(region), previous_(region->context) {
     region_->context = ctx;
   }
@@ -393,20 +398,16 @@ class Binding {
 
  private:
   StackRegion* const region_;
-  internal::Context* const previous_;
+  Context* const previous_;
 };
 
 class Goid final : public Strategy {
  public:
   std::string_view name() const override { return "goid"; }
 
-  internal::Context* Current() const override {
-    const StackRegion* region = global_table.table.Lookup(ReadStackPointer());
-    return region == nullptr ? nullptr : region->context;
-  }
+  Context* Current() const noexcept override { return CurrentContext(); }
 
-  void RunBound(internal::Context* ctx,
-                absl::FunctionRef<void()> fn) const override {
+  void RunBound(Context* ctx, absl::FunctionRef<void()> fn) const override {
     StackRegion* region = global_table.table.Lookup(ReadStackPointer());
     TemporaryRegistration temporary;
     if (region == nullptr) region = RegionForUnregisteredStack(&temporary);

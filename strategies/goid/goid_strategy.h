@@ -94,6 +94,9 @@ namespace gls {
 const Strategy& GoidStrategy();
 
 namespace goid_internal {
+// GoidStrategy().Current() without a virtual call, for the default
+// strategy's inline read. Not for users.
+Context* CurrentContext() noexcept;
 struct Registration;
 Registration* RegisterStack(const void* lo, size_t size);
 void UnregisterStack(Registration* registration) noexcept;

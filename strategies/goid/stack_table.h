@@ -53,9 +53,7 @@
 #include <vector>
 
 namespace gls {
-namespace internal {
 class Context;
-}  // namespace internal
 
 namespace goid_internal {
 
@@ -65,7 +63,7 @@ namespace goid_internal {
 // from the region pointer. Only the flow of execution running on this stack
 // reads or writes `context`; everything else is fixed at registration.
 struct StackRegion {
-  internal::Context* context = nullptr;
+  Context* context = nullptr;
   uintptr_t lo = 0;  // first owned byte
   uintptr_t hi = 0;  // one past the last owned byte
 };

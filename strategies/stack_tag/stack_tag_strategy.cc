@@ -48,18 +48,17 @@ class StackTag final : public Strategy {
 
   std::string_view name() const override { return name_; }
 
-  internal::Context* Current() const override {
+  Context* Current() const noexcept override {
     if (fallback_ != nullptr) return fallback_->Current();
     return stack_tag_internal::CurrentContextFromTag(walker_);  // tail call
   }
 
-  void RunBound(internal::Context* ctx,
-                absl::FunctionRef<void()> fn) const override {
+  void RunBound(Context* ctx, absl::FunctionRef<void()> fn) const override {
     if (fallback_ != nullptr) {
       fallback_->RunBound(ctx, fn);
       return;
     }
-    stack_tag_internal::RunTagged(ctx->id(), fn);
+    stack_tag_internal::RunTagged(ContextId(*ctx), fn);
   }
 
  private:
@@ -79,6 +78,14 @@ const Strategy& StackTagStrategy() {
 #endif
   return *strategy;
 }
+
+namespace stack_tag_internal {
+Context* DefaultWalkerCurrent() noexcept {
+  // A qualified call: no virtual dispatch, and inlined here.
+  const auto& strategy = static_cast<const StackTag&>(StackTagStrategy());
+  return strategy.StackTag::Current();
+}
+}  // namespace stack_tag_internal
 
 const Strategy& StackTagLibunwindStrategy() {
   static const StackTag* strategy =

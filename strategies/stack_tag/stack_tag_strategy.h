@@ -63,6 +63,12 @@ const Strategy& StackTagStrategy();
 // The stack_tag strategy that always walks with libunwind.
 const Strategy& StackTagLibunwindStrategy();
 
+namespace stack_tag_internal {
+// StackTagStrategy().Current() without a virtual call, for the default
+// strategy's inline read. Not for users.
+Context* DefaultWalkerCurrent() noexcept;
+}  // namespace stack_tag_internal
+
 // StackTagSelfCheck()
 //
 // The result of the self-check (OK, or an error naming the likely cause).

@@ -3,6 +3,7 @@
 
 #include "gls/conformance/conformance_suite.h"
 #include "gls/context_manager.h"
+#include "gls/internal/context.h"
 #include "gmock/gmock.h"
 #include "strategies/testing/annotated_fiber.h"
 #include "strategies/thread_local/thread_local_strategy.h"
@@ -20,11 +21,11 @@ TEST(ThreadLocalStrategyTest, NameAndThreadSlot) {
   EXPECT_EQ(ThreadLocalStrategy().name(), "thread_local");
   // Current() and the inline read agree, inside and outside a context.
   EXPECT_EQ(ThreadLocalStrategy().Current(), nullptr);
-  ThreadLocalStrategy().EnsureContext([](internal::Context* ctx) {
+  internal::EnsureContext(ThreadLocalStrategy(), [](Context* ctx) {
     EXPECT_EQ(ThreadLocalStrategy().Current(), ctx);
-    EXPECT_EQ(ThreadLocalStrategy().CurrentInline(), ctx);
+    EXPECT_EQ(thread_local_internal::tls_context, ctx);
   });
-  EXPECT_EQ(ThreadLocalStrategy().CurrentInline(), nullptr);
+  EXPECT_EQ(thread_local_internal::tls_context, nullptr);
 }
 
 // Two fibers on this thread, each with one scope of `mgr` that switches away

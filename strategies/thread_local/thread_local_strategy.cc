@@ -1,23 +1,27 @@
 #include "strategies/thread_local/thread_local_strategy.h"
 
 namespace gls {
+
+namespace thread_local_internal {
+constinit thread_local Context* tls_context = nullptr;
+}  // namespace thread_local_internal
+
 namespace {
+
+using thread_local_internal::tls_context;
 
 class ThreadLocal final : public Strategy {
  public:
-  ThreadLocal() : Strategy(/*uses_thread_slot=*/true) {}
-
   std::string_view name() const override { return "thread_local"; }
 
-  internal::Context* Current() const override { return internal::tls_context; }
+  Context* Current() const noexcept override { return tls_context; }
 
-  void RunBound(internal::Context* ctx,
-                absl::FunctionRef<void()> fn) const override {
+  void RunBound(Context* ctx, absl::FunctionRef<void()> fn) const override {
     // Restores the previous binding however fn exits.
     struct Binding {
-      internal::Context* const previous = internal::tls_context;
-      explicit Binding(internal::Context* c) { internal::tls_context = c; }
-      ~Binding() { internal::tls_context = previous; }
+      Context* const previous = tls_context;
+      explicit Binding(Context* c) { tls_context = c; }
+      ~Binding() { tls_context = previous; }
       Binding(const Binding&) = delete;
       Binding& operator=(const Binding&) = delete;
     } binding(ctx);

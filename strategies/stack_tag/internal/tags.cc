@@ -354,11 +354,11 @@ __attribute__((always_inline)) inline std::optional<uint64_t> ReadTagInline(
 
 std::optional<uint64_t> ReadTag(Walker walker) { return ReadTagInline(walker); }
 
-internal::Context* CurrentContextFromTag(Walker walker) {
+Context* CurrentContextFromTag(Walker walker) noexcept {
   // The walk is inlined here, and StackTag::Current() tail-calls this: the
   // reader adds one frame, not three, to every walk.
   const std::optional<uint64_t> id = ReadTagInline(walker);
-  return id.has_value() ? internal::FindContext(*id) : nullptr;
+  return id.has_value() ? ContextWithId(*id) : nullptr;
 }
 
 uint64_t FramePointerFallbacks() {

@@ -32,7 +32,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
-#include "gls/internal/context.h"
+#include "gls/strategy.h"
 
 namespace gls {
 namespace stack_tag_internal {
@@ -59,7 +59,7 @@ std::optional<uint64_t> ReadTag(Walker walker);
 
 // CurrentContextFromTag(walker): the pooled context whose id the innermost
 // complete tag spells, or nullptr. What StackTag::Current() returns.
-internal::Context* CurrentContextFromTag(Walker walker);
+Context* CurrentContextFromTag(Walker walker) noexcept;
 
 // SelfCheck(): verifies, once per process (later calls return the cached
 // result), that the tag functions were laid out as expected and that ids

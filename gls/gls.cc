@@ -1,7 +1,0 @@
-#include "gls/gls.h"
-
-namespace gls {
-
-ContextManager::ContextManager() : ContextManager(DefaultStrategy()) {}
-
-}  // namespace gls

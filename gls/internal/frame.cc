@@ -1,0 +1,223 @@
+#include "gls/internal/frame.h"
+
+#include <atomic>
+#include <cstdio>
+#include <new>
+
+namespace gls {
+namespace internal {
+
+namespace {
+
+std::atomic<int64_t> live_frames{0};
+
+#if defined(__SANITIZE_ADDRESS__)
+// Under ASan every frame goes back to the heap at once, so a use after free
+// of a frame is reported rather than hidden by the cache.
+constexpr uint32_t kMaxCachedFrames = 0;
+#else
+constexpr uint32_t kMaxCachedFrames = 64;
+#endif
+
+// A per-thread cache of frame-sized blocks, so a SetValues that does not
+// outlive its scope costs no malloc. Trivially destructible and
+// constant-initialized: usable from any thread_local destructor, before or
+// after the flusher below has run (then it is bypassed).
+struct FreeBlock {
+  FreeBlock* next;
+};
+struct FrameCache {
+  FreeBlock* head = nullptr;
+  uint32_t count = 0;
+  bool exited = false;
+  bool armed = false;
+};
+constinit thread_local FrameCache frame_cache;
+
+struct FrameCacheFlusher {
+  void Arm() { armed = true; }
+  bool armed = false;
+  ~FrameCacheFlusher() {
+    FrameCache& cache = frame_cache;
+    cache.exited = true;
+    FreeBlock* block = cache.head;
+    cache.head = nullptr;
+    cache.count = 0;
+    while (block != nullptr) {
+      FreeBlock* next = block->next;
+      ::operator delete(static_cast<void*>(block));
+      block = next;
+    }
+  }
+};
+thread_local FrameCacheFlusher frame_cache_flusher;
+
+void* AllocateBlock() {
+  static_assert(sizeof(Frame) >= sizeof(FreeBlock));
+  FrameCache& cache = frame_cache;
+  if (FreeBlock* block = cache.head) {
+    cache.head = block->next;
+    --cache.count;
+    return block;
+  }
+  return ::operator new(sizeof(Frame));
+}
+
+void FreeBlockOf(void* p) noexcept {
+  FrameCache& cache = frame_cache;
+  if (!cache.exited && cache.count < kMaxCachedFrames) {
+    if (!cache.armed) {
+      cache.armed = true;
+      frame_cache_flusher.Arm();
+    }
+    cache.head = ::new (p) FreeBlock{cache.head};
+    ++cache.count;
+    return;
+  }
+  ::operator delete(p);
+}
+
+}  // namespace
+
+Frame* Frame::New(ManagerHandle handle, const Strategy* strategy,
+                  const Values* base, const Values& overrides, Frame* parent) {
+  Values values = base == nullptr ? overrides : Values::Merged(*base, overrides);
+  void* storage = AllocateBlock();
+  Frame* frame = ::new (storage) Frame(handle, strategy, std::move(values), parent);
+  live_frames.fetch_add(1, std::memory_order_relaxed);
+  return frame;
+}
+
+void Frame::Free(Frame* frame) noexcept {
+  frame->~Frame();
+  live_frames.fetch_sub(1, std::memory_order_relaxed);
+  FreeBlockOf(frame);
+}
+
+void Frame::Unref(Frame* frame) noexcept {
+  while (frame != nullptr &&
+         frame->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    Frame* parent = frame->owns_parent_ ? frame->parent_ : nullptr;
+    Free(frame);
+    frame = parent;
+  }
+}
+
+void Frame::EndScope(Frame* frame) noexcept {
+  if (frame->refs_.load(std::memory_order_acquire) == 1) {
+    // Nobody else holds it, and nobody else can start to: only this flow
+    // could capture it, and this flow is here.
+    Free(frame);
+    return;
+  }
+  if (frame->parent_ != nullptr) {
+    frame->parent_->Ref();
+    frame->owns_parent_ = true;
+  }
+  Unref(frame);
+}
+
+int64_t LiveFrames() { return live_frames.load(std::memory_order_relaxed); }
+
+void Rebuild(Context* ctx, bool may_grow) {
+  // The innermost frame of each manager wins. Frames at or below the
+  // installed snapshot's (run_base) came from another flow: only registered
+  // managers' count there (Unregister stops carrying). Frames of destroyed
+  // managers never count.
+  if (may_grow) {
+    for (Frame* f = ctx->top(); f != nullptr; f = f->parent()) {
+      ctx->Reserve(f->slot());
+    }
+  }
+  ctx->ClearSlots();
+  bool carried = false;
+  for (Frame* f = ctx->top(); f != nullptr; f = f->parent()) {
+    if (f == ctx->run_base()) carried = true;
+    const uint32_t slot = f->slot();
+    if (ctx->Slot(slot) != nullptr) continue;  // an inner frame won
+    const bool visible =
+        carried ? ManagerCarried(f->handle()) : ManagerLive(f->handle());
+    if (!visible) continue;
+    // A slot beyond the table is skipped when growing is not allowed: the
+    // table never shrinks, and Rebuild(may_grow=false) only restores states
+    // whose frames were all installed (so within the table) before.
+    if (!may_grow && slot >= ctx->capacity()) continue;
+    ctx->SetSlot(slot, f);
+  }
+}
+
+Scope::Scope(Context* ctx, Frame* frame)
+    : ctx_(ctx),
+      frame_(frame),
+      slot_(frame->slot()),
+      saved_top_(ctx->top()),
+      saved_slot_(ctx->Slot(slot_)),
+      prev_scope_(ctx->innermost_scope()) {
+  ctx_->SetSlot(slot_, frame_);  // the caller reserved the slot
+  ctx_->SetTop(frame_);
+  ctx_->set_innermost_scope(this);
+}
+
+Scope::Scope(Context* ctx, Frame* frame, InstallTag)
+    : ctx_(ctx),
+      frame_(frame),
+      slot_(kNoSlot),
+      saved_top_(ctx->top()),
+      saved_run_base_(ctx->run_base()),
+      prev_scope_(ctx->innermost_scope()) {
+  if (frame_ != nullptr) {
+    for (Frame* f = frame_; f != nullptr; f = f->parent()) ctx_->Reserve(f->slot());
+  }
+  ctx_->SetTop(frame_);
+  ctx_->set_run_base(frame_);
+  Rebuild(ctx_, /*may_grow=*/false);
+  ctx_->set_innermost_scope(this);
+}
+
+Scope::~Scope() {
+  if (ctx_->innermost_scope() != this) {
+    EndedOutOfOrder();
+    return;
+  }
+  ctx_->set_innermost_scope(prev_scope_);
+  if (slot_ != kNoSlot) {
+    ctx_->SetSlot(slot_, saved_slot_);
+    ctx_->SetTop(saved_top_);
+    Frame::EndScope(frame_);
+  } else {
+    ctx_->SetTop(saved_top_);
+    ctx_->set_run_base(saved_run_base_);
+    Rebuild(ctx_, /*may_grow=*/false);
+  }
+}
+
+void Scope::EndedOutOfOrder() noexcept {
+  // Every newer scope that would restore something of ours restores what we
+  // would have restored instead.
+  for (Scope* s = ctx_->innermost_scope(); s != nullptr && s != this;
+       s = s->prev_scope_) {
+    if (s->prev_scope_ == this) s->prev_scope_ = prev_scope_;
+    if (s->saved_top_ == frame_ && frame_ != nullptr) s->saved_top_ = saved_top_;
+    if (slot_ != kNoSlot && s->slot_ == slot_ && s->saved_slot_ == frame_) {
+      s->saved_slot_ = saved_slot_;
+    }
+    if (slot_ == kNoSlot && s->saved_run_base_ == frame_) {
+      s->saved_run_base_ = saved_run_base_;
+    }
+  }
+  // Newer frames may link to ours: it is kept, never freed (a leak, on a
+  // path the strategy documents as unsupported).
+  static std::atomic<bool> warned{false};
+  if (!warned.exchange(true)) {
+    std::fprintf(stderr,
+                 "gls: a SetValues scope ended while a newer scope of another "
+                 "flow of execution was active in the same context; are "
+                 "fibers switching inside SetValues scopes under the "
+                 "thread_local strategy? Use the stack_tag or goid strategy "
+                 "for fibers (docs/strategies.md). Its values are kept, not "
+                 "freed.\n");
+  }
+}
+
+}  // namespace internal
+}  // namespace gls

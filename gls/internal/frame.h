@@ -1,0 +1,148 @@
+// gls/internal/frame.h: the immutable, shareable nodes a flow's values are
+// made of, and the scopes that install them in a Context.
+//
+// Not part of the public API. See docs/design.md for the picture.
+//
+// A Frame is what one SetValues call adds: one manager's complete visible
+// values at that point (its enclosing values merged with the new ones) and a
+// link to the frame that was innermost before (`parent`, of any manager).
+// A context's innermost frame (`Context::top`) therefore reaches every
+// value of every manager visible in the flow: capturing the flow is one
+// reference count increment on it (gls::Snapshot). Frames never change after
+// construction, so any number of flows can share them; they are reference
+// counted (atomically) and freed by whoever drops the last reference.
+//
+// Ownership: a frame starts with one reference, its SetValues scope's. While
+// nobody else holds it, its parent needs no reference of its own (the
+// enclosing scope outlives it). When its scope ends and someone still holds
+// it (a Snapshot), the frame first takes a reference on its parent, so the
+// chain below a captured frame stays alive exactly as long as the capture.
+#ifndef GLS_INTERNAL_FRAME_H_
+#define GLS_INTERNAL_FRAME_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "gls/internal/context.h"
+#include "gls/strategy.h"
+#include "gls/values.h"
+
+namespace gls {
+namespace internal {
+
+// A manager's identity in frames: generation (high 32 bits) and slot (low
+// 32). Slots are reused once a manager is destroyed; the generation tells
+// its frames from a later manager's.
+using ManagerHandle = uint64_t;
+inline uint32_t SlotOf(ManagerHandle handle) {
+  return static_cast<uint32_t>(handle);
+}
+
+class Frame {
+ public:
+  // New(handle, strategy, base, overrides, parent): a frame holding `base`
+  // (may be nullptr) merged with `overrides`, with one reference. Throws
+  // std::bad_alloc or whatever copying a value throws; then nothing leaks.
+  static Frame* New(ManagerHandle handle, const Strategy* strategy,
+                    const Values* base, const Values& overrides, Frame* parent);
+
+  ManagerHandle handle() const { return handle_; }
+  uint32_t slot() const { return SlotOf(handle_); }
+  const Strategy* strategy() const { return strategy_; }
+  const Values& values() const { return values_; }
+  Frame* parent() const { return parent_; }
+
+  // Ref(): one more reference. Only the flow the frame is visible in, or a
+  // holder of a reference, may call it.
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  // Unref(frame): drops a reference; frees the frame (and whatever parents
+  // only it held) on the last one.
+  static void Unref(Frame* frame) noexcept;
+  // EndScope(frame): the frame's SetValues scope ends: drops the scope's
+  // reference, first pinning the parent if the frame is shared.
+  static void EndScope(Frame* frame) noexcept;
+
+  Frame(const Frame&) = delete;
+  Frame& operator=(const Frame&) = delete;
+
+ private:
+  Frame(ManagerHandle handle, const Strategy* strategy, Values values,
+        Frame* parent)
+      : handle_(handle), strategy_(strategy), parent_(parent),
+        values_(std::move(values)) {}
+  ~Frame() = default;
+  static void Free(Frame* frame) noexcept;
+
+  std::atomic<uint32_t> refs_{1};
+  // Set (by the owning flow, before it drops its reference) when this frame
+  // holds a reference on parent_.
+  bool owns_parent_ = false;
+  const ManagerHandle handle_;
+  const Strategy* const strategy_;
+  Frame* const parent_;
+  const Values values_;
+};
+
+// Registry queries (gls/context_manager.cc), lock-free.
+// ManagerLive(handle): the manager is alive (not destroyed).
+bool ManagerLive(ManagerHandle handle) noexcept;
+// ManagerCarried(handle): alive and registered (carried by Go and Run).
+bool ManagerCarried(ManagerHandle handle) noexcept;
+// RegisteredStrategies(out): the strategies of registered managers; at most
+// kMaxStrategies, returns how many.
+inline constexpr int kMaxStrategies = 8;
+int RegisteredStrategies(const Strategy* out[kMaxStrategies]) noexcept;
+
+// Scope
+//
+// Changes a context's state for its lifetime and restores it exactly when it
+// ends, also during exception unwinding. Neither copyable nor movable, so an
+// unbalanced install/restore cannot be written. Two kinds:
+//   * Push (SetValues): `frame`, owned, becomes the innermost frame and its
+//     manager's visible frame.
+//   * Install (Snapshot::Run): `frame` (may be nullptr; borrowed, must
+//     outlive the scope) becomes the whole state; of the frames it reaches,
+//     only those of registered, live managers become visible.
+//
+// Scopes of one context end innermost first on one flow of execution. If
+// they do not (fibers switching inside scopes under a strategy that cannot
+// tell fibers apart), a scope that ends while a newer one is active unlinks
+// itself so the newer one later restores what was there before it, and its
+// frame is kept (not freed) since newer frames link to it: values may be
+// wrong (the strategy's documented limit), memory never is.
+class Scope {
+ public:
+  struct InstallTag {};
+
+  Scope(Context* ctx, Frame* frame);
+  Scope(Context* ctx, Frame* frame, InstallTag);
+  ~Scope();
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+
+ private:
+  static constexpr uint32_t kNoSlot = ~uint32_t{0};
+
+  void EndedOutOfOrder() noexcept;
+
+  Context* const ctx_;
+  Frame* const frame_;
+  const uint32_t slot_;  // kNoSlot for Install
+  Frame* saved_top_;
+  Frame* saved_slot_ = nullptr;
+  Frame* saved_run_base_ = nullptr;
+  Scope* prev_scope_;
+};
+
+// Rebuild(ctx, may_grow): recomputes ctx's per-manager table from its frames
+// (see Scope). With may_grow false it never allocates (slots beyond the
+// table are skipped; they cannot be visible, see the callers).
+void Rebuild(Context* ctx, bool may_grow);
+
+// Test hook: frames alive in the process.
+int64_t LiveFrames();
+
+}  // namespace internal
+}  // namespace gls
+
+#endif  // GLS_INTERNAL_FRAME_H_

@@ -1,0 +1,98 @@
+// gls/snapshot.h: gls::Capture and gls::Snapshot, the values of a flow of
+// execution as one immutable, shareable object.
+//
+// What this is for: handing a request's values to another flow of execution
+// (a thread, a task posted to a pool, a callback run later) cheaply and
+// without ever handing them to the wrong one. `gls::Capture()` takes every
+// registered manager's values at this point; `snapshot.Run(fn)` runs `fn`,
+// anywhere, with exactly those values. gls::Go is built on it.
+//
+// What this is not: a way to change another flow's values. A snapshot is a
+// copy in effect: later SetValues in the capturing flow do not reach it, and
+// SetValues inside Run do not reach the capturing flow.
+//
+// Guarantees:
+//   * Capture() and copying, moving or destroying a Snapshot are O(1) and
+//     allocate nothing, however many managers and values there are (one
+//     atomic reference count per strategy that has values in the flow).
+//     Thread-safe: a Snapshot may be copied and run on any number of threads
+//     at once.
+//   * Run(fn) makes the flow see exactly the snapshot's values, for every
+//     registered manager of every strategy (a manager with no values in the
+//     snapshot sees none, whatever the running flow had), and restores the
+//     flow's own values when `fn` returns or throws, as a nested SetValues
+//     would. The flow gets its own goroutine id if it had none.
+//   * Only registered managers' values are carried: a manager unregistered
+//     or destroyed by the time Run starts shows nothing of the snapshot.
+//   * Run allocates only the first time a flow runs (its context's table)
+//     and when the flow's table must grow for a manager created since.
+//
+// Example:
+//
+//   mgr.SetValues({{kRequestId, "12345"}}, [&] {
+//     pool.post([snapshot = gls::Capture()] {
+//       snapshot.Run([] { MyLog(); });      // "My request id is: 12345"
+//     });
+//   });
+#ifndef GLS_SNAPSHOT_H_
+#define GLS_SNAPSHOT_H_
+
+#include <type_traits>
+
+#include "absl/functional/function_ref.h"
+#include "gls/context_manager.h"
+#include "gls/internal/frame.h"
+
+namespace gls {
+
+class Snapshot;
+
+// Capture()
+//
+// The values every registered ContextManager has in the running flow of
+// execution, as one Snapshot. O(1), no allocation, no lock.
+Snapshot Capture() noexcept;
+
+// Snapshot
+//
+// See the file comment. A default-constructed Snapshot holds no values:
+// running in it shows every registered manager nothing.
+class Snapshot {
+ public:
+  Snapshot() noexcept = default;
+  Snapshot(const Snapshot& other) noexcept;
+  Snapshot(Snapshot&& other) noexcept;
+  Snapshot& operator=(const Snapshot& other) noexcept;
+  Snapshot& operator=(Snapshot&& other) noexcept;
+  ~Snapshot();
+
+  // empty(): true if no registered manager had values when captured.
+  bool empty() const noexcept { return count_ == 0; }
+
+  // Run(fn)
+  //
+  // Calls `fn()` in the calling flow with exactly the snapshot's values and
+  // returns what it returns; the flow's own values are back when `fn`
+  // returns or throws. Throws std::invalid_argument if `fn` is a null
+  // function pointer or an empty std::function.
+  template <typename F>
+  std::invoke_result_t<F&> Run(F&& fn) const {
+    internal::CheckCallable(fn, "gls::Snapshot::Run");
+    return internal::CallReturning(
+        fn, [&](absl::FunctionRef<void()> f) { RunImpl(f); });
+  }
+
+ private:
+  friend Snapshot Capture() noexcept;
+  void RunImpl(absl::FunctionRef<void()> fn) const;
+  void Clear() noexcept;
+
+  // The innermost frame of each strategy's context that had values; each
+  // holds one reference.
+  internal::Frame* frames_[internal::kMaxStrategies] = {};
+  int count_ = 0;
+};
+
+}  // namespace gls
+
+#endif  // GLS_SNAPSHOT_H_

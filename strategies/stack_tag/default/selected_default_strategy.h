@@ -1,0 +1,22 @@
+// gls/internal/selected_default_strategy.h, as provided by
+// //strategies/stack_tag:default: makes the stack_tag strategy the default (the
+// target the label flag //gls:default_strategy names).
+//
+// Not for users: gls includes it. Every default-strategy target provides
+// this header, with DefaultCurrent(), the default strategy's Current()
+// without a virtual call (a direct call that walks the stack), and defines gls::DefaultStrategy().
+#ifndef GLS_INTERNAL_SELECTED_DEFAULT_STRATEGY_H_
+#define GLS_INTERNAL_SELECTED_DEFAULT_STRATEGY_H_
+
+#include "gls/strategy.h"
+#include "strategies/stack_tag/stack_tag_strategy.h"
+
+namespace gls {
+namespace internal {
+
+inline Context* DefaultCurrent() noexcept { return stack_tag_internal::DefaultWalkerCurrent(); }
+
+}  // namespace internal
+}  // namespace gls
+
+#endif  // GLS_INTERNAL_SELECTED_DEFAULT_STRATEGY_H_

@@ -1,0 +1,22 @@
+// gls/internal/selected_default_strategy.h, as provided by
+// //strategies/thread_local:default: makes the thread_local strategy the default (the
+// target the label flag //gls:default_strategy names).
+//
+// Not for users: gls includes it. Every default-strategy target provides
+// this header, with DefaultCurrent(), the default strategy's Current()
+// without a virtual call (one TLS load), and defines gls::DefaultStrategy().
+#ifndef GLS_INTERNAL_SELECTED_DEFAULT_STRATEGY_H_
+#define GLS_INTERNAL_SELECTED_DEFAULT_STRATEGY_H_
+
+#include "gls/strategy.h"
+#include "strategies/thread_local/thread_local_strategy.h"
+
+namespace gls {
+namespace internal {
+
+inline Context* DefaultCurrent() noexcept { return thread_local_internal::tls_context; }
+
+}  // namespace internal
+}  // namespace gls
+
+#endif  // GLS_INTERNAL_SELECTED_DEFAULT_STRATEGY_H_
