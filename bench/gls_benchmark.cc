@@ -8,14 +8,17 @@
 // Run: bazel run -c opt //bench:gls_benchmark -- \
 //        --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <memory>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "benchmark/benchmark.h"
-#include <thread>
 
 #include "boost/fiber/fss.hpp"
 #include "boost/thread/tss.hpp"
-#include "gls/go.h"
 #include "gls/context_manager.h"
+#include "gls/go.h"
+#include "gls/snapshot.h"
 #include "gls/strategy.h"
 #include "strategies/goid/goid_strategy.h"
 #include "strategies/stack_tag/stack_tag_strategy.h"
@@ -24,12 +27,19 @@
 namespace {
 
 // GetValue of a GenSym key set by an enclosing SetValues: the hot path.
+//
+// The manager's address and the key are copied into locals before the loop,
+// so they live in registers: DoNotOptimize clobbers memory, and re-reading
+// the lambda's captures every iteration would be the harness's cost, not
+// GetValue's. (The raw_thread_local baseline gets the same treatment.)
 void BM_GetValue(benchmark::State& state, const gls::Strategy* strategy) {
   gls::ContextManager mgr(*strategy);
   const gls::ContextKey key = gls::GenSym();
   mgr.SetValues({{key, 42}}, [&] {
+    const gls::ContextManager* const m = &mgr;
+    const gls::ContextKey k = key;
     for (auto _ : state) {
-      benchmark::DoNotOptimize(mgr.GetValue(key));
+      benchmark::DoNotOptimize(m->GetValue(k));
     }
   });
 }
@@ -37,6 +47,51 @@ BENCHMARK_CAPTURE(BM_GetValue, thread_local, &gls::ThreadLocalStrategy());
 BENCHMARK_CAPTURE(BM_GetValue, goid, &gls::GoidStrategy());
 BENCHMARK_CAPTURE(BM_GetValue, stack_tag, &gls::StackTagStrategy());
 BENCHMARK_CAPTURE(BM_GetValue, stack_tag_libunwind, &gls::StackTagLibunwindStrategy());
+
+// GetValue of a TypedKey<int> set by an enclosing SetValues: the typed fast
+// path (no run-time type check). Measured as BM_GetValue is.
+void BM_GetValueTyped(benchmark::State& state, const gls::Strategy* strategy) {
+  gls::ContextManager mgr(*strategy);
+  const gls::TypedKey<int> key;
+  mgr.SetValues({{key, 42}}, [&] {
+    if (mgr.GetValue(key) == nullptr) state.SkipWithError("value not found");
+    const gls::ContextManager* const m = &mgr;  // in registers, as above
+    const gls::TypedKey<int> k = key;
+    for (auto _ : state) {
+      benchmark::DoNotOptimize(m->GetValue(k));
+    }
+  });
+}
+BENCHMARK_CAPTURE(BM_GetValueTyped, thread_local, &gls::ThreadLocalStrategy());
+BENCHMARK_CAPTURE(BM_GetValueTyped, goid, &gls::GoidStrategy());
+BENCHMARK_CAPTURE(BM_GetValueTyped, stack_tag, &gls::StackTagStrategy());
+
+// gls::Capture() (and destroying the snapshot) inside nested scopes of
+// `managers` managers with 8 values each: O(1), so flat across the sweep.
+void BM_Capture(benchmark::State& state, const gls::Strategy* strategy) {
+  const int managers = static_cast<int>(state.range(0));
+  std::vector<std::unique_ptr<gls::ContextManager>> mgrs;
+  for (int i = 0; i < managers; ++i) {
+    mgrs.push_back(std::make_unique<gls::ContextManager>(*strategy));
+  }
+  gls::Values values;
+  for (int v = 0; v < 8; ++v) values.Set(gls::GenSym(), v);
+  // Nests a scope of every manager, then measures at the innermost.
+  auto nest = [&](auto& self, int i) -> void {
+    if (i == managers) {
+      for (auto _ : state) {
+        gls::Snapshot snapshot = gls::Capture();
+        benchmark::DoNotOptimize(snapshot);
+      }
+      return;
+    }
+    mgrs[i]->SetValues(values, [&] { self(self, i + 1); });
+  };
+  nest(nest, 0);
+}
+BENCHMARK_CAPTURE(BM_Capture, thread_local, &gls::ThreadLocalStrategy())
+    ->Name("BM_Capture/thread_local")
+    ->ArgName("managers")->Arg(1)->Arg(4)->Arg(16);
 
 // GetValue with `depth` frames between the SetValues scope and the read: the
 // cost per frame of the stack-walking strategies.
@@ -160,33 +215,44 @@ BENCHMARK_CAPTURE(BM_SetValuesNested, stack_tag_libunwind,
 
 // GetValue hit from 1 and 2 threads at once, each in its own scope: items
 // per second (all threads) shows how reads scale.
-void BM_GetValueParallel(benchmark::State& state,
-                         const gls::Strategy* strategy) {
-  static gls::ContextManager* mgr = nullptr;
-  static gls::ContextKey key;
-  if (state.thread_index() == 0) {
-    delete mgr;
-    mgr = new gls::ContextManager(*strategy);
-    key = gls::GenSym();
-  }
-  // Google Benchmark starts the timed loops of all threads together, after
-  // thread 0's setup above.
-  mgr->SetValues({{key, 42}}, [&] {
+// The manager all threads of one run share: made in Setup, before any thread
+// starts, and destroyed in Teardown, after all have finished; the threads
+// only read it.
+gls::ContextManager* parallel_mgr = nullptr;
+gls::ContextKey parallel_key;
+template <const gls::Strategy& (*kStrategy)()>
+void ParallelSetup(const benchmark::State&) {
+  parallel_mgr = new gls::ContextManager(kStrategy());
+  parallel_key = gls::GenSym();
+}
+void ParallelTeardown(const benchmark::State&) {
+  delete parallel_mgr;
+  parallel_mgr = nullptr;
+}
+
+void BM_GetValueParallel(benchmark::State& state, const gls::Strategy*) {
+  gls::ContextManager& mgr = *parallel_mgr;
+  const gls::ContextKey key = parallel_key;
+  mgr.SetValues({{key, 42}}, [&] {
     for (auto _ : state) {
-      benchmark::DoNotOptimize(mgr->GetValue(key));
+      benchmark::DoNotOptimize(mgr.GetValue(key));
     }
   });
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK_CAPTURE(BM_GetValueParallel, thread_local, &gls::ThreadLocalStrategy())
-    ->Name("BM_GetValueParallel/thread_local")->Threads(1)->Threads(2)->UseRealTime();
+    ->Name("BM_GetValueParallel/thread_local")
+    ->Setup(ParallelSetup<&gls::ThreadLocalStrategy>)->Teardown(ParallelTeardown)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GetValueParallel, stack_tag, &gls::StackTagStrategy())
-    ->Name("BM_GetValueParallel/stack_tag")->Threads(1)->Threads(2)->UseRealTime();
+    ->Name("BM_GetValueParallel/stack_tag")
+    ->Setup(ParallelSetup<&gls::StackTagStrategy>)->Teardown(ParallelTeardown)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GetValueParallel, goid, &gls::GoidStrategy())
-    ->Name("BM_GetValueParallel/goid")->Threads(1)->Threads(2)->UseRealTime();
+    ->Name("BM_GetValueParallel/goid")
+    ->Setup(ParallelSetup<&gls::GoidStrategy>)->Teardown(ParallelTeardown)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK_CAPTURE(BM_GetValueParallel, stack_tag_libunwind,
                   &gls::StackTagLibunwindStrategy())
-    ->Name("BM_GetValueParallel/stack_tag_libunwind")->Threads(1)->Threads(2)->UseRealTime();
+    ->Name("BM_GetValueParallel/stack_tag_libunwind")
+    ->Setup(ParallelSetup<&gls::StackTagLibunwindStrategy>)->Teardown(ParallelTeardown)->Threads(1)->Threads(2)->UseRealTime();
 
 // Starting a thread that keeps the context (gls::Go) versus a plain thread,
 // from inside a scope with one value; both joined.

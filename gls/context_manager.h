@@ -60,6 +60,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -183,7 +185,12 @@ class ContextManager {
   // it longer. Lock-free; no allocation.
   const Value* GetValue(KeyView key) const noexcept {
     const internal::Frame* frame = VisibleFrame();
-    return frame == nullptr ? nullptr : frame->values().Find(key);
+    return frame == nullptr ? nullptr : frame->Find(key);
+  }
+  ABSL_ATTRIBUTE_ALWAYS_INLINE const Value* GetValue(
+      ContextKey key) const noexcept {
+    const internal::Frame* frame = VisibleFrame();
+    return frame == nullptr ? nullptr : frame->FindSymbol(key.id());
   }
 
   // GetValue(typed_key)
@@ -191,9 +198,12 @@ class ContextManager {
   // The `T` set for `key` by an enclosing scope, or nullptr. No run-time type
   // check, no allocation, no lock: the fast path.
   template <typename T>
-  const T* GetValue(const TypedKey<T>& key) const noexcept {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE const T* GetValue(
+      const TypedKey<T>& key) const noexcept {
     const internal::Frame* frame = VisibleFrame();
-    return frame == nullptr ? nullptr : frame->values().Find(key);
+    return frame == nullptr
+               ? nullptr
+               : static_cast<const T*>(frame->FindSymbolData(key.id()));
   }
 
   // GetValue<T>(key)
@@ -221,12 +231,13 @@ class ContextManager {
   const Strategy& strategy() const { return *strategy_; }
 
  private:
-  Context* CurrentContext() const noexcept {
-    return is_default_ ? internal::DefaultCurrent() : strategy_->Current();
+  ABSL_ATTRIBUTE_ALWAYS_INLINE Context* CurrentContext() const noexcept {
+    return ABSL_PREDICT_TRUE(is_default_) ? internal::DefaultCurrent() : strategy_->Current();
   }
-  const internal::Frame* VisibleFrame() const noexcept {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE const internal::Frame* VisibleFrame()
+      const noexcept {
     const Context* ctx = CurrentContext();
-    if (ctx == nullptr) return nullptr;
+    if (ABSL_PREDICT_FALSE(ctx == nullptr)) return nullptr;
     const internal::Frame* frame = ctx->Slot(internal::SlotOf(handle_));
     return frame != nullptr && frame->handle() == handle_ ? frame : nullptr;
   }

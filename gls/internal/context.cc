@@ -3,57 +3,38 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <new>
 #include <vector>
 
 namespace gls {
 
-Context::~Context() {
-  if (slots_ != inline_slots_) delete[] slots_;
-}
+Context::~Context() { delete[] overflow_; }
 
 size_t Context::MemoryBytes() const {
-  return sizeof(Context) +
-         (slots_ != inline_slots_ ? capacity_ * sizeof(internal::Frame*) : 0);
+  return sizeof(Context) + overflow_capacity_ * sizeof(internal::Frame*);
 }
 
-void Context::SetTop(internal::Frame* frame) {
-  std::atomic_signal_fence(std::memory_order_release);
-  top_ = frame;
-  std::atomic_signal_fence(std::memory_order_release);
-}
-
-void Context::Reserve(uint32_t slot) {
-  if (slot < capacity_) return;
-  uint32_t capacity = capacity_ * 2;
-  while (capacity <= slot) capacity *= 2;
+void Context::Grow(uint32_t slot) {
+  const uint32_t needed = slot - kInlineSlots + 1;
+  uint32_t capacity = overflow_capacity_ == 0 ? 8 : overflow_capacity_ * 2;
+  while (capacity < needed) capacity *= 2;
   auto* grown = new internal::Frame*[capacity]();
-  std::memcpy(grown, slots_, capacity_ * sizeof(internal::Frame*));
-  internal::Frame** old = slots_;
-  // A signal handler on this thread reads capacity_ then slots_: publish the
-  // larger table first, so whatever it reads is in bounds.
+  for (uint32_t i = 0; i < overflow_capacity_; ++i) grown[i] = overflow_[i];
+  internal::Frame** old = overflow_;
+  // A signal handler on this thread reads overflow_capacity_ then overflow_:
+  // publish the larger table first, so whatever it reads is in bounds.
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  slots_ = grown;
+  overflow_ = grown;
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  capacity_ = capacity;
+  overflow_capacity_ = capacity;
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (old != inline_slots_) delete[] old;
-}
-
-void Context::SetSlot(uint32_t slot, internal::Frame* frame) {
-  if (slot >= capacity_) {
-    if (frame == nullptr) return;
-    Reserve(slot);
-  }
-  std::atomic_signal_fence(std::memory_order_release);
-  slots_[slot] = frame;
-  std::atomic_signal_fence(std::memory_order_release);
+  delete[] old;
 }
 
 void Context::ClearSlots() {
-  for (uint32_t i = 0; i < capacity_; ++i) slots_[i] = nullptr;
+  for (uint32_t i = 0; i < kInlineSlots; ++i) inline_slots_[i] = nullptr;
+  for (uint32_t i = 0; i < overflow_capacity_; ++i) overflow_[i] = nullptr;
   std::atomic_signal_fence(std::memory_order_release);
 }
 
@@ -129,19 +110,10 @@ class ContextPool {
   std::atomic<Context*> chunks_[kMaxChunks] = {};
 };
 
-namespace {
+constinit thread_local ThreadContextCache thread_context_cache
+    __attribute__((tls_model("initial-exec")));
 
-// The context this thread released last, handed back before the shared pool
-// is asked. Trivially destructible and constant-initialized, so it stays
-// readable while and after the thread's thread_local destructors run, in
-// whatever order they run: gls's own state never disappears under a
-// destructor that still uses gls (a logger flushing at thread exit).
-struct ThreadCache {
-  Context* ctx = nullptr;
-  bool exited = false;  // ThreadCacheFlusher has run: use the shared pool
-  bool armed = false;   // the flusher is constructed
-};
-constinit thread_local ThreadCache thread_cache;
+namespace {
 
 // Hands the cached context back to the shared pool when the thread exits,
 // and from then on keeps the cache out of the way. Constructed on the
@@ -155,7 +127,7 @@ struct ThreadCacheFlusher {
   void Arm() { armed = true; }
   bool armed = false;
   ~ThreadCacheFlusher() {
-    ThreadCache& cache = thread_cache;
+    ThreadContextCache& cache = thread_context_cache;
     cache.exited = true;
     Context* ctx = cache.ctx;
     cache.ctx = nullptr;  // before releasing: never hand out a pooled context
@@ -166,17 +138,9 @@ thread_local ThreadCacheFlusher thread_cache_flusher;
 
 }  // namespace
 
-Context* AcquireContext() {
-  ThreadCache& cache = thread_cache;
-  if (cache.ctx != nullptr) {
-    Context* ctx = cache.ctx;
-    cache.ctx = nullptr;
-    return ctx;
-  }
-  return ContextPool::Get().Acquire();
-}
+Context* AcquireContextSlow() { return ContextPool::Get().Acquire(); }
 
-void ReleaseContext(Context* ctx) {
+void ReleaseContextSlow(Context* ctx) {
   if (!ctx->IsEmpty()) {
     // Another flow still has values installed in this context: its scopes
     // began inside ours and have not ended. That happens when fibers switch
@@ -195,11 +159,11 @@ void ReleaseContext(Context* ctx) {
     }
     return;
   }
-  ThreadCache& cache = thread_cache;
+  ThreadContextCache& cache = thread_context_cache;
   if (!cache.exited && cache.ctx == nullptr) {
     if (!cache.armed) {
-      cache.armed = true;
       thread_cache_flusher.Arm();
+      cache.armed = true;
     }
     cache.ctx = ctx;
     return;

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/base/optimization.h"
 #include "gls/strategy.h"
 
 namespace gls {
@@ -46,13 +47,15 @@ class Context {
   internal::Frame* top() const { return top_; }
 
   // Slot(slot): the innermost frame of manager slot `slot`, or nullptr. The
-  // caller checks the frame's handle against the manager's.
+  // caller checks the frame's handle against the manager's. The first
+  // kInlineSlots slots are a fixed array: no bound to load.
   internal::Frame* Slot(uint32_t slot) const {
-    return slot < capacity_ ? slots_[slot] : nullptr;
+    if (ABSL_PREDICT_TRUE(slot < kInlineSlots)) return inline_slots_[slot];
+    return OverflowSlot(slot);
   }
 
   // capacity(): slots the table has room for.
-  uint32_t capacity() const { return capacity_; }
+  uint32_t capacity() const { return kInlineSlots + overflow_capacity_; }
 
   // IsEmpty(): no manager has values here (the state in which a context goes
   // back to the pool).
@@ -63,13 +66,28 @@ class Context {
 
   // Mutators, for scopes (gls/internal/frame.h). Each leaves the record
   // readable by a signal handler at every instruction.
-  void SetTop(internal::Frame* frame);
-  // Throws std::bad_alloc if the table must grow and cannot.
-  void SetSlot(uint32_t slot, internal::Frame* frame);
+  void SetTop(internal::Frame* frame) {
+    std::atomic_signal_fence(std::memory_order_release);
+    top_ = frame;
+    std::atomic_signal_fence(std::memory_order_release);
+  }
+  // Sets a slot Reserve made room for (or any slot to nullptr).
+  void SetSlot(uint32_t slot, internal::Frame* frame) {
+    std::atomic_signal_fence(std::memory_order_release);
+    if (slot < kInlineSlots) {
+      inline_slots_[slot] = frame;
+    } else if (slot - kInlineSlots < overflow_capacity_) {
+      overflow_[slot - kInlineSlots] = frame;
+    }
+    std::atomic_signal_fence(std::memory_order_release);
+  }
   // Makes every slot empty.
   void ClearSlots();
-  // Reserves room for `slot` (may allocate; call before changing anything).
-  void Reserve(uint32_t slot);
+  // Reserves room for `slot` (may allocate: throws std::bad_alloc; call
+  // before changing anything).
+  void Reserve(uint32_t slot) {
+    if (slot >= kInlineSlots + overflow_capacity_) Grow(slot);
+  }
 
   internal::Frame* run_base() const { return run_base_; }
   void set_run_base(internal::Frame* frame) { run_base_ = frame; }
@@ -78,7 +96,13 @@ class Context {
 
  private:
   friend class internal::ContextPool;
-  static constexpr uint32_t kInlineSlots = 4;
+  static constexpr uint32_t kInlineSlots = 8;
+
+  void Grow(uint32_t slot);
+  internal::Frame* OverflowSlot(uint32_t slot) const {
+    const uint32_t i = slot - kInlineSlots;
+    return i < overflow_capacity_ ? overflow_[i] : nullptr;
+  }
 
   uint64_t id_ = 0;
   internal::Frame* top_ = nullptr;
@@ -86,24 +110,57 @@ class Context {
   // (inclusive) came from another flow, and only registered managers' of
   // them are visible.
   internal::Frame* run_base_ = nullptr;
-  internal::Frame** slots_ = inline_slots_;
-  uint32_t capacity_ = kInlineSlots;
   internal::Scope* innermost_scope_ = nullptr;
   internal::Frame* inline_slots_[kInlineSlots] = {};
+  // Slots from kInlineSlots on, when a process has that many managers alive.
+  internal::Frame** overflow_ = nullptr;
+  uint32_t overflow_capacity_ = 0;
 };
 
 namespace internal {
+
+// The context this thread released last, handed back before the shared pool
+// is asked. Trivially destructible and constant-initialized, so it stays
+// readable while and after the thread's thread_local destructors run, in
+// whatever order they run: gls's own state never disappears under a
+// destructor that still uses gls (a logger flushing at thread exit). See
+// context.cc for the flusher that empties it at thread exit.
+struct ThreadContextCache {
+  Context* ctx = nullptr;
+  bool exited = false;  // the flusher has run: use the shared pool
+  bool armed = false;   // the flusher is constructed
+};
+extern constinit thread_local ThreadContextCache thread_context_cache
+    __attribute__((tls_model("initial-exec")));
+
+Context* AcquireContextSlow();
+void ReleaseContextSlow(Context* ctx);
 
 // AcquireContext(): a context with no values and an id no other live context
 // has. Thread-safe, also from thread_local destructors, in any order with
 // gls's own per-thread state. Aborts with a message if 2^26 contexts are live
 // at once.
-Context* AcquireContext();
+inline Context* AcquireContext() {
+  ThreadContextCache& cache = thread_context_cache;
+  if (Context* ctx = cache.ctx) {
+    cache.ctx = nullptr;
+    return ctx;
+  }
+  return AcquireContextSlow();
+}
 
 // ReleaseContext(ctx): returns `ctx` to the pool. If it still has values
 // (another flow's scopes still use it: fibers under a strategy that cannot
 // tell them apart), it is retired instead, with a one-time warning.
-void ReleaseContext(Context* ctx);
+inline void ReleaseContext(Context* ctx) {
+  ThreadContextCache& cache = thread_context_cache;
+  if (ABSL_PREDICT_TRUE(ctx->IsEmpty() && cache.armed && !cache.exited &&
+                        cache.ctx == nullptr)) {
+    cache.ctx = ctx;
+    return;
+  }
+  ReleaseContextSlow(ctx);
+}
 
 // ContextLease
 //

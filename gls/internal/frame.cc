@@ -9,7 +9,14 @@ namespace internal {
 
 namespace {
 
+#ifndef NDEBUG
+// Counted only in debug builds (tests): two atomic updates per SetValues are
+// measurable.
 std::atomic<int64_t> live_frames{0};
+#define GLS_COUNT_FRAME(delta) live_frames.fetch_add(delta, std::memory_order_relaxed)
+#else
+#define GLS_COUNT_FRAME(delta) static_cast<void>(0)
+#endif
 
 #if defined(__SANITIZE_ADDRESS__)
 // Under ASan every frame goes back to the heap at once, so a use after free
@@ -32,7 +39,8 @@ struct FrameCache {
   bool exited = false;
   bool armed = false;
 };
-constinit thread_local FrameCache frame_cache;
+constinit thread_local FrameCache frame_cache
+    __attribute__((tls_model("initial-exec")));
 
 struct FrameCacheFlusher {
   void Arm() { armed = true; }
@@ -81,16 +89,20 @@ void FreeBlockOf(void* p) noexcept {
 
 Frame* Frame::New(ManagerHandle handle, const Strategy* strategy,
                   const Values* base, const Values& overrides, Frame* parent) {
-  Values values = base == nullptr ? overrides : Values::Merged(*base, overrides);
   void* storage = AllocateBlock();
-  Frame* frame = ::new (storage) Frame(handle, strategy, std::move(values), parent);
-  live_frames.fetch_add(1, std::memory_order_relaxed);
-  return frame;
+  try {
+    Frame* frame = ::new (storage) Frame(handle, strategy, base, overrides, parent);
+    GLS_COUNT_FRAME(1);
+    return frame;
+  } catch (...) {
+    FreeBlockOf(storage);
+    throw;
+  }
 }
 
 void Frame::Free(Frame* frame) noexcept {
   frame->~Frame();
-  live_frames.fetch_sub(1, std::memory_order_relaxed);
+  GLS_COUNT_FRAME(-1);
   FreeBlockOf(frame);
 }
 
@@ -117,7 +129,13 @@ void Frame::EndScope(Frame* frame) noexcept {
   Unref(frame);
 }
 
-int64_t LiveFrames() { return live_frames.load(std::memory_order_relaxed); }
+int64_t LiveFrames() {
+#ifndef NDEBUG
+  return live_frames.load(std::memory_order_relaxed);
+#else
+  return -1;
+#endif
+}
 
 void Rebuild(Context* ctx, bool may_grow) {
   // The innermost frame of each manager wins. Frames at or below the
@@ -146,18 +164,6 @@ void Rebuild(Context* ctx, bool may_grow) {
   }
 }
 
-Scope::Scope(Context* ctx, Frame* frame)
-    : ctx_(ctx),
-      frame_(frame),
-      slot_(frame->slot()),
-      saved_top_(ctx->top()),
-      saved_slot_(ctx->Slot(slot_)),
-      prev_scope_(ctx->innermost_scope()) {
-  ctx_->SetSlot(slot_, frame_);  // the caller reserved the slot
-  ctx_->SetTop(frame_);
-  ctx_->set_innermost_scope(this);
-}
-
 Scope::Scope(Context* ctx, Frame* frame, InstallTag)
     : ctx_(ctx),
       frame_(frame),
@@ -174,21 +180,10 @@ Scope::Scope(Context* ctx, Frame* frame, InstallTag)
   ctx_->set_innermost_scope(this);
 }
 
-Scope::~Scope() {
-  if (ctx_->innermost_scope() != this) {
-    EndedOutOfOrder();
-    return;
-  }
-  ctx_->set_innermost_scope(prev_scope_);
-  if (slot_ != kNoSlot) {
-    ctx_->SetSlot(slot_, saved_slot_);
-    ctx_->SetTop(saved_top_);
-    Frame::EndScope(frame_);
-  } else {
-    ctx_->SetTop(saved_top_);
-    ctx_->set_run_base(saved_run_base_);
-    Rebuild(ctx_, /*may_grow=*/false);
-  }
+void Scope::EndInstall() noexcept {
+  ctx_->SetTop(saved_top_);
+  ctx_->set_run_base(saved_run_base_);
+  Rebuild(ctx_, /*may_grow=*/false);
 }
 
 void Scope::EndedOutOfOrder() noexcept {

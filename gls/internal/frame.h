@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "absl/base/optimization.h"
 #include "gls/internal/context.h"
 #include "gls/strategy.h"
 #include "gls/values.h"
@@ -52,6 +53,27 @@ class Frame {
   const Values& values() const { return values_; }
   Frame* parent() const { return parent_; }
 
+  // Find(key): the value for `key` in this frame, or nullptr.
+  const Value* Find(KeyView key) const {
+    return key.symbol() != 0 ? FindSymbol(key.symbol()) : values_.Find(key);
+  }
+  // FindSymbol(id) / FindSymbolData(id): the value (or the object it holds)
+  // of the ContextKey or TypedKey numbered `id` (never 0). The first two
+  // symbol entries are kept beside the frame's header, so the common scope
+  // of one or two keys is read without touching the entries.
+  const Value* FindSymbol(uint64_t id) const {
+    if (ABSL_PREDICT_TRUE(hot_symbol_[0] == id)) return hot_value_[0];
+    if (hot_symbol_[1] == id) return hot_value_[1];
+    return hot_all_ ? nullptr : values_.FindSymbol(id);
+  }
+  const void* FindSymbolData(uint64_t id) const {
+    if (ABSL_PREDICT_TRUE(hot_symbol_[0] == id)) return hot_data_[0];
+    if (hot_symbol_[1] == id) return hot_data_[1];
+    if (hot_all_) return nullptr;
+    const Value* value = values_.FindSymbol(id);
+    return value == nullptr ? nullptr : value->data();
+  }
+
   // Ref(): one more reference. Only the flow the frame is visible in, or a
   // holder of a reference, may call it.
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
@@ -66,10 +88,26 @@ class Frame {
   Frame& operator=(const Frame&) = delete;
 
  private:
-  Frame(ManagerHandle handle, const Strategy* strategy, Values values,
-        Frame* parent)
-      : handle_(handle), strategy_(strategy), parent_(parent),
-        values_(std::move(values)) {}
+  Frame(ManagerHandle handle, const Strategy* strategy, const Values* base,
+        const Values& overrides, Frame* parent)
+      : handle_(handle),
+        strategy_(strategy),
+        parent_(parent),
+        values_(base == nullptr ? Values(overrides)
+                                : Values::Merged(*base, overrides)) {
+    int hot = 0;
+    for (const Values::Entry& entry : values_) {
+      if (!entry.first.is_symbol()) break;  // symbols sort first
+      if (hot == 2) {
+        hot_all_ = false;
+        break;
+      }
+      hot_symbol_[hot] = entry.first.symbol();
+      hot_value_[hot] = &entry.second;
+      hot_data_[hot] = entry.second.data();
+      ++hot;
+    }
+  }
   ~Frame() = default;
   static void Free(Frame* frame) noexcept;
 
@@ -78,6 +116,11 @@ class Frame {
   // holds a reference on parent_.
   bool owns_parent_ = false;
   const ManagerHandle handle_;
+  // The first two symbol entries (0: none), and whether that is all of them.
+  uint64_t hot_symbol_[2] = {0, 0};
+  const void* hot_data_[2] = {nullptr, nullptr};
+  const Value* hot_value_[2] = {nullptr, nullptr};
+  bool hot_all_ = true;
   const Strategy* const strategy_;
   Frame* const parent_;
   const Values values_;
@@ -114,9 +157,32 @@ class Scope {
  public:
   struct InstallTag {};
 
-  Scope(Context* ctx, Frame* frame);
+  Scope(Context* ctx, Frame* frame)
+      : ctx_(ctx),
+        frame_(frame),
+        slot_(frame->slot()),
+        saved_top_(ctx->top()),
+        saved_slot_(ctx->Slot(slot_)),
+        prev_scope_(ctx->innermost_scope()) {
+    ctx_->SetSlot(slot_, frame_);  // the caller reserved the slot
+    ctx_->SetTop(frame_);
+    ctx_->set_innermost_scope(this);
+  }
   Scope(Context* ctx, Frame* frame, InstallTag);
-  ~Scope();
+  ~Scope() {
+    if (ABSL_PREDICT_FALSE(ctx_->innermost_scope() != this)) {
+      EndedOutOfOrder();
+      return;
+    }
+    ctx_->set_innermost_scope(prev_scope_);
+    if (ABSL_PREDICT_TRUE(slot_ != kNoSlot)) {
+      ctx_->SetSlot(slot_, saved_slot_);
+      ctx_->SetTop(saved_top_);
+      Frame::EndScope(frame_);
+    } else {
+      EndInstall();
+    }
+  }
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;
 
@@ -124,6 +190,7 @@ class Scope {
   static constexpr uint32_t kNoSlot = ~uint32_t{0};
 
   void EndedOutOfOrder() noexcept;
+  void EndInstall() noexcept;
 
   Context* const ctx_;
   Frame* const frame_;
@@ -139,7 +206,8 @@ class Scope {
 // table are skipped; they cannot be visible, see the callers).
 void Rebuild(Context* ctx, bool may_grow);
 
-// Test hook: frames alive in the process.
+// Test hook: frames alive in the process (-1 in NDEBUG builds, which do not
+// count).
 int64_t LiveFrames();
 
 }  // namespace internal

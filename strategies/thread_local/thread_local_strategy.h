@@ -30,8 +30,9 @@ namespace gls {
 
 namespace thread_local_internal {
 // The running thread's context: the strategy's one piece of state. Initial-
-// exec TLS: one %fs-relative load. Not for users; read through gls.
-extern thread_local Context* tls_context
+// exec TLS, declared constinit so readers need no TLS wrapper call: one
+// %fs-relative load. Not for users; read through gls.
+extern constinit thread_local Context* tls_context
     __attribute__((tls_model("initial-exec")));
 }  // namespace thread_local_internal
 
