@@ -5,6 +5,7 @@
 #include <atomic>
 #include <functional>
 #include <latch>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -16,8 +17,9 @@
 
 #include "gls/context_manager.h"
 #include "gls/go.h"
-#include "gmock/gmock.h"
+#include "gls/snapshot.h"
 #include "gls/values.h"
+#include "gmock/gmock.h"
 
 namespace gls {
 namespace conformance {
@@ -455,6 +457,299 @@ TEST_P(ConformanceTest, ManyValues) {
     }
     EXPECT_EQ(mgr.GetValue("name100"), nullptr);
   });
+}
+
+// ---------------------------------------------------------------------------
+// Core v2: snapshots, typed keys, owned values, thread exit.
+
+// A snapshot taken in a scope shows exactly those values wherever it runs,
+// after the scope ended, on another thread, as often as it is run.
+TEST_P(ConformanceTest, SnapshotRunsWithTheCapturedValuesAnywhere) {
+  ContextManager mgr1(strategy()), mgr2(strategy());
+  Snapshot snapshot;
+  mgr1.SetValues({{"k", "one"}}, [&] {
+    mgr2.SetValues({{"k", "two"}}, [&] { snapshot = Capture(); });
+  });
+  EXPECT_FALSE(snapshot.empty());
+  EXPECT_EQ(StringValue(mgr1, "k"), "");
+  for (int run = 0; run < 2; ++run) {
+    snapshot.Run([&] {
+      EXPECT_EQ(StringValue(mgr1, "k"), "one");
+      EXPECT_EQ(StringValue(mgr2, "k"), "two");
+      EXPECT_TRUE(strategy().GetGoroutineId().has_value());
+    });
+    EXPECT_EQ(StringValue(mgr1, "k"), "");
+  }
+  std::vector<std::jthread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, copy = snapshot] {
+      copy.Run([&] {
+        EXPECT_EQ(StringValue(mgr1, "k"), "one");
+        EXPECT_EQ(StringValue(mgr2, "k"), "two");
+      });
+      EXPECT_EQ(StringValue(mgr2, "k"), "");
+    });
+  }
+}
+
+// Run returns what fn returns, and restores on a throw.
+TEST_P(ConformanceTest, SnapshotRunReturnsAndRestoresOnThrow) {
+  ContextManager mgr(strategy());
+  const Snapshot snapshot =
+      mgr.SetValues({{"k", "captured"}}, [] { return Capture(); });
+  EXPECT_EQ(snapshot.Run([&] { return StringValue(mgr, "k"); }), "captured");
+  mgr.SetValues({{"k", "own"}}, [&] {
+    EXPECT_THROW(snapshot.Run([&] {
+      EXPECT_EQ(StringValue(mgr, "k"), "captured");
+      throw std::runtime_error("boom");
+    }),
+                 std::runtime_error);
+    EXPECT_EQ(StringValue(mgr, "k"), "own");
+  });
+  void (*null_fn)() = nullptr;
+  EXPECT_THROW(snapshot.Run(null_fn), std::invalid_argument);
+}
+
+// Neither side sees the other's later changes.
+TEST_P(ConformanceTest, SnapshotIsImmutable) {
+  ContextManager mgr(strategy());
+  mgr.SetValues({{"k", "before"}}, [&] {
+    const Snapshot snapshot = Capture();
+    mgr.SetValues({{"k", "after"}, {"new", 1}}, [&] {
+      snapshot.Run([&] {
+        EXPECT_EQ(StringValue(mgr, "k"), "before");
+        EXPECT_EQ(mgr.GetValue("new"), nullptr);
+        mgr.SetValues({{"k", "inside"}}, [&] {
+          EXPECT_EQ(StringValue(mgr, "k"), "inside");
+        });
+      });
+      EXPECT_EQ(StringValue(mgr, "k"), "after");
+    });
+  });
+}
+
+// Run shows exactly the snapshot: values the running flow had, of managers
+// the snapshot has nothing of, are hidden until Run returns (a pool thread
+// running a task never lends it its own values).
+TEST_P(ConformanceTest, SnapshotRunHidesTheRunningFlowsOwnValues) {
+  ContextManager carried(strategy()), local(strategy());
+  const Snapshot snapshot =
+      carried.SetValues({{"k", "task"}}, [] { return Capture(); });
+  local.SetValues({{"k", "pool"}}, [&] {
+    carried.SetValues({{"k", "pool"}}, [&] {
+      snapshot.Run([&] {
+        EXPECT_EQ(StringValue(carried, "k"), "task");
+        EXPECT_EQ(local.GetValue("k"), nullptr);
+      });
+      Snapshot().Run([&] {
+        EXPECT_EQ(carried.GetValue("k"), nullptr);
+        EXPECT_EQ(local.GetValue("k"), nullptr);
+      });
+      EXPECT_EQ(StringValue(carried, "k"), "pool");
+      EXPECT_EQ(StringValue(local, "k"), "pool");
+    });
+  });
+}
+
+// Values set inside a Run and captured there carry both layers.
+TEST_P(ConformanceTest, CaptureInsideRunCarriesBothLayers) {
+  ContextManager mgr(strategy()), other(strategy());
+  const Snapshot outer =
+      mgr.SetValues({{"a", 1}, {"k", "outer"}}, [] { return Capture(); });
+  const Snapshot inner = outer.Run([&] {
+    return other.SetValues({{"b", 2}}, [&] {
+      return mgr.SetValues({{"k", "inner"}}, [] { return Capture(); });
+    });
+  });
+  Go([&] {
+    inner.Run([&] {
+      EXPECT_EQ(*mgr.GetValue<int>("a"), 1);
+      EXPECT_EQ(StringValue(mgr, "k"), "inner");
+      EXPECT_EQ(*other.GetValue<int>("b"), 2);
+    });
+  }).join();
+}
+
+// A manager unregistered or destroyed by the time a snapshot runs is not
+// carried, and a new manager that reuses a destroyed one's slot never sees
+// the old manager's values.
+TEST_P(ConformanceTest, SnapshotCarriesOnlyRegisteredLiveManagers) {
+  ContextManager kept(strategy());
+  auto dropped = std::make_unique<ContextManager>(strategy());
+  auto destroyed = std::make_unique<ContextManager>(strategy());
+  Snapshot snapshot;
+  kept.SetValues({{"k", "kept"}}, [&] {
+    dropped->SetValues({{"k", "dropped"}}, [&] {
+      destroyed->SetValues({{"k", "destroyed"}}, [&] { snapshot = Capture(); });
+    });
+  });
+  dropped->Unregister();
+  destroyed.reset();
+  std::vector<std::unique_ptr<ContextManager>> successors;
+  for (int i = 0; i < 4; ++i) {
+    successors.push_back(std::make_unique<ContextManager>(strategy()));
+  }
+  snapshot.Run([&] {
+    EXPECT_EQ(StringValue(kept, "k"), "kept");
+    EXPECT_EQ(dropped->GetValue("k"), nullptr);
+    for (const auto& successor : successors) {
+      EXPECT_EQ(successor->GetValue("k"), nullptr);
+    }
+  });
+}
+
+// A scope owns its values: changing the caller's object does not change
+// what the code below sees.
+TEST_P(ConformanceTest, ScopesOwnTheirValues) {
+  ContextManager mgr(strategy());
+  Values values{{"k", "original"}};
+  mgr.SetValues(values, [&] {
+    values.Set("k", "mutated");
+    values.Set("extra", 1);
+    EXPECT_EQ(StringValue(mgr, "k"), "original");
+    EXPECT_EQ(mgr.GetValue("extra"), nullptr);
+    mgr.SetValues({{"other", 2}}, [&] {
+      values.Set("k", "again");
+      EXPECT_EQ(StringValue(mgr, "k"), "original");
+    });
+  });
+}
+
+// Typed keys: set with anything convertible, read back as const T* with no
+// type check; typed and untyped keys mix in one SetValues; inner scopes
+// override; a ContextKey and a TypedKey never collide.
+TEST_P(ConformanceTest, TypedKeys) {
+  ContextManager mgr(strategy());
+  const TypedKey<std::string> user;
+  const TypedKey<int> count;
+  const ContextKey untyped = GenSym();
+  EXPECT_EQ(mgr.GetValue(user), nullptr);
+  mgr.SetValues({{user, "bob"}, {count, 3}, {untyped, 4}, {"name", "n"}}, [&] {
+    ASSERT_NE(mgr.GetValue(user), nullptr);
+    EXPECT_EQ(*mgr.GetValue(user), "bob");
+    EXPECT_EQ(*mgr.GetValue(count), 3);
+    EXPECT_EQ(*mgr.GetValue(untyped)->TryAs<int>(), 4);
+    EXPECT_EQ(StringValue(mgr, "name"), "n");
+    mgr.SetValues({{count, 30}}, [&] {
+      EXPECT_EQ(*mgr.GetValue(count), 30);
+      EXPECT_EQ(*mgr.GetValue(user), "bob");
+      Go([&] { EXPECT_EQ(*mgr.GetValue(count), 30); }).join();
+    });
+    EXPECT_EQ(*mgr.GetValue(count), 3);
+    EXPECT_EQ(mgr.GetValue(TypedKey<int>()), nullptr);
+  });
+  EXPECT_EQ(mgr.GetValue(count), nullptr);
+}
+
+// Setting a TypedKey<T> to something that is not a T through the untyped
+// path (a Key taken from GetValues, say) is a clear error, and nothing
+// already stored is lost.
+TEST_P(ConformanceTest, TypedKeyRejectsAWrongTypeAtRunTime) {
+  ContextManager mgr(strategy());
+  const TypedKey<int> count;
+  mgr.SetValues({{count, 3}}, [&] {
+    Values copy = mgr.GetValues();
+    const Key key = copy.begin()->first;
+    try {
+      copy.Set(key, Value(std::string("three")));
+      ADD_FAILURE() << "no error for a std::string under a TypedKey<int>";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_THAT(e.what(), HasSubstr("TypedKey<int>"));
+      EXPECT_THAT(e.what(), HasSubstr("std::string"));
+    }
+    EXPECT_EQ(*copy.Find(count), 3);
+    EXPECT_EQ(*mgr.GetValue(count), 3);
+  });
+}
+
+// The thread-exit hazard: a thread_local object whose destructor uses gls
+// (a logger flushing at thread exit), constructed before or after the
+// thread's first gls call, so its destructor runs after or before gls's own
+// per-thread cleanup. Afterwards, flows that are live at the same time must
+// have distinct ids and see only their own values.
+struct UsesGlsAtThreadExit {
+  // Arm(): the first use constructs the thread_local (and so orders its
+  // destructor against gls's per-thread cleanup).
+  void Arm(ContextManager* m, const Strategy* s, std::atomic<int>* r) {
+    mgr = m;
+    strategy = s;
+    ran = r;
+  }
+  ContextManager* mgr = nullptr;
+  const Strategy* strategy = nullptr;
+  std::atomic<int>* ran = nullptr;
+  ~UsesGlsAtThreadExit() {
+    if (mgr == nullptr) return;
+    mgr->SetValues({{"user", "exiting"}}, [&] {
+      strategy->EnsureGoroutineId([](uint64_t) {});
+      if (StringValue(*mgr, "user") == "exiting") ran->fetch_add(1);
+    });
+    // Twice: the second one reuses whatever the first one released.
+    mgr->SetValues({{"user", "exiting"}}, [] {});
+  }
+};
+thread_local UsesGlsAtThreadExit uses_gls_at_thread_exit;
+
+void CheckConcurrentFlowsAreDistinct(const Strategy& strategy,
+                                     ContextManager& mgr) {
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 200;
+  std::latch start(kThreads);
+  std::mutex mu;
+  std::vector<std::jthread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int r = 0; r < kRounds; ++r) {
+        const std::string mine = "user" + std::to_string(t);
+        mgr.SetValues({{"user", mine}}, [&] {
+          const std::optional<uint64_t> id = strategy.GetGoroutineId();
+          ASSERT_TRUE(id.has_value());
+          std::this_thread::yield();
+          EXPECT_EQ(StringValue(mgr, "user"), mine);
+          EXPECT_EQ(strategy.GetGoroutineId(), id);
+        });
+      }
+    });
+  }
+  threads.clear();
+  // And ids of flows live at once are distinct.
+  std::set<uint64_t> ids;
+  std::latch all_inside(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      strategy.EnsureGoroutineId([&](uint64_t id) {
+        all_inside.arrive_and_wait();
+        std::lock_guard<std::mutex> lock(mu);
+        EXPECT_TRUE(ids.insert(id).second) << "id " << id << " given twice";
+      });
+    });
+  }
+}
+
+TEST_P(ConformanceTest, GlsUsedFromThreadLocalDestructorsInEitherOrder) {
+  ContextManager mgr(strategy());
+  std::atomic<int> ran{0};
+  for (int round = 0; round < 4; ++round) {
+    // Constructed before the thread's first gls call: its destructor runs
+    // after gls's per-thread cleanup.
+    std::thread([&] {
+      uses_gls_at_thread_exit.Arm(&mgr, &strategy(), &ran);
+      mgr.SetValues({{"user", "early"}}, [] {});
+      strategy().EnsureGoroutineId([](uint64_t) {});
+    }).join();
+    // Constructed after: its destructor runs before gls's cleanup.
+    std::thread([&] {
+      mgr.SetValues({{"user", "late"}}, [] {});
+      strategy().EnsureGoroutineId([](uint64_t) {});
+      uses_gls_at_thread_exit.Arm(&mgr, &strategy(), &ran);
+    }).join();
+    // Only touching gls from the destructor, never before.
+    std::thread([&] { uses_gls_at_thread_exit.Arm(&mgr, &strategy(), &ran); })
+        .join();
+  }
+  EXPECT_EQ(ran.load(), 12);
+  CheckConcurrentFlowsAreDistinct(strategy(), mgr);
 }
 
 }  // namespace

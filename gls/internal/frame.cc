@@ -142,25 +142,46 @@ void Rebuild(Context* ctx, bool may_grow) {
   // installed snapshot's (run_base) came from another flow: only registered
   // managers' count there (Unregister stops carrying). Frames of destroyed
   // managers never count.
+  //
+  // Each slot is written once, from its old frame straight to its new one
+  // (never through "empty"), so a signal handler interrupting this sees, for
+  // every manager, one complete state or the other.
   if (may_grow) {
     for (Frame* f = ctx->top(); f != nullptr; f = f->parent()) {
       ctx->Reserve(f->slot());
     }
   }
-  ctx->ClearSlots();
+  constexpr uint32_t kTracked = 512;
+  uint64_t decided[kTracked / 64] = {};
+  auto is_decided = [&](uint32_t slot, const Frame* upto) {
+    if (slot < kTracked) return (decided[slot / 64] >> (slot % 64) & 1) != 0;
+    for (const Frame* f = ctx->top(); f != upto; f = f->parent()) {
+      if (f->slot() == slot) return true;
+    }
+    return false;
+  };
   bool carried = false;
   for (Frame* f = ctx->top(); f != nullptr; f = f->parent()) {
     if (f == ctx->run_base()) carried = true;
     const uint32_t slot = f->slot();
-    if (ctx->Slot(slot) != nullptr) continue;  // an inner frame won
+    if (is_decided(slot, f)) continue;  // an inner frame won
+    if (slot < kTracked) decided[slot / 64] |= uint64_t{1} << (slot % 64);
     const bool visible =
         carried ? ManagerCarried(f->handle()) : ManagerLive(f->handle());
-    if (!visible) continue;
-    // A slot beyond the table is skipped when growing is not allowed: the
-    // table never shrinks, and Rebuild(may_grow=false) only restores states
-    // whose frames were all installed (so within the table) before.
-    if (!may_grow && slot >= ctx->capacity()) continue;
-    ctx->SetSlot(slot, f);
+    // A slot beyond the table cannot be set without growing it; restores
+    // (may_grow false) only reinstall states whose frames were installed,
+    // so within the table, before.
+    ctx->SetSlot(slot, visible ? f : nullptr);
+  }
+  for (uint32_t slot = 0; slot < ctx->capacity(); ++slot) {
+    if (ctx->Slot(slot) == nullptr) continue;
+    bool in_chain = slot < kTracked ? is_decided(slot, nullptr) : false;
+    if (slot >= kTracked) {
+      for (const Frame* f = ctx->top(); f != nullptr && !in_chain; f = f->parent()) {
+        in_chain = f->slot() == slot;
+      }
+    }
+    if (!in_chain) ctx->SetSlot(slot, nullptr);
   }
 }
 

@@ -1,0 +1,330 @@
+// The guarantees gls's headers write down, each checked so that breaking it
+// fails a test: allocation-free capture and reads (a counting allocator),
+// bounded memory per context, async-signal-safe reads under a signal storm
+// while another thread creates managers, and managers of several strategies
+// carried together.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gls/gls.h"
+#include "gls/internal/context.h"
+#include "gls/internal/frame.h"
+#include "gtest/gtest.h"
+#include "strategies/goid/goid_strategy.h"
+#include "strategies/stack_tag/stack_tag_strategy.h"
+#include "strategies/thread_local/thread_local_strategy.h"
+
+// ---------------------------------------------------------------------------
+// A counting allocator: every operator new on this thread counts.
+namespace {
+constinit thread_local int64_t allocations_on_this_thread = 0;
+
+void* CountedAllocate(size_t size) {
+  ++allocations_on_this_thread;
+  void* p = std::malloc(size == 0 ? 1 : size);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+void* CountedAllocateAligned(size_t size, std::align_val_t align) {
+  ++allocations_on_this_thread;
+  const size_t a = static_cast<size_t>(align);
+  void* p = std::aligned_alloc(a, (size + a - 1) / a * a);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
+void* operator new(size_t size) { return CountedAllocate(size); }
+void* operator new[](size_t size) { return CountedAllocate(size); }
+void* operator new(size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return CountedAllocate(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new(size_t size, std::align_val_t align) {
+  return CountedAllocateAligned(size, align);
+}
+void* operator new[](size_t size, std::align_val_t align) {
+  return CountedAllocateAligned(size, align);
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+
+namespace gls {
+namespace {
+
+// Allocations on this thread while `fn` runs.
+template <typename F>
+int64_t AllocationsDuring(F&& fn) {
+  const int64_t before = allocations_on_this_thread;
+  fn();
+  return allocations_on_this_thread - before;
+}
+
+class GuaranteesTest : public ::testing::TestWithParam<const Strategy*> {
+ protected:
+  const Strategy& strategy() const { return *GetParam(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(
+    Strategies, GuaranteesTest,
+    ::testing::Values(&ThreadLocalStrategy(), &GoidStrategy(),
+                      &StackTagStrategy()),
+    [](const ::testing::TestParamInfo<const Strategy*>& info) {
+      return std::string(info.param->name());
+    });
+
+TEST(CountingAllocatorTest, Counts) {
+  EXPECT_EQ(AllocationsDuring([] { delete new int(1); }), 1);
+  // A string too long for std::string's inline buffer allocates when a
+  // Value copies it: the counter sees it.
+  const std::string long_text(100, 'x');
+  EXPECT_GE(AllocationsDuring([&] { Value v(long_text); }), 1);
+}
+
+// Capture, copy, move and destroy: O(1), nothing allocated, however many
+// managers and values.
+TEST_P(GuaranteesTest, CaptureAllocatesNothing) {
+  for (int managers : {1, 4, 16}) {
+    std::vector<std::unique_ptr<ContextManager>> mgrs;
+    for (int i = 0; i < managers; ++i) {
+      mgrs.push_back(std::make_unique<ContextManager>(strategy()));
+    }
+    Values values;
+    for (int v = 0; v < 8; ++v) values.Set("key" + std::to_string(v), v);
+    auto nest = [&](auto& self, int i) -> void {
+      if (i < managers) {
+        mgrs[i]->SetValues(values, [&] { self(self, i + 1); });
+        return;
+      }
+      const int64_t allocated = AllocationsDuring([] {
+        Snapshot snapshot = Capture();
+        Snapshot copy = snapshot;
+        Snapshot moved = std::move(copy);
+        copy = moved;
+        EXPECT_FALSE(moved.empty());
+      });
+      EXPECT_EQ(allocated, 0) << managers << " managers";
+    };
+    nest(nest, 0);
+  }
+}
+
+// GetValue allocates nothing, for every kind of key, hit or miss; string
+// keys longer than std::string's inline buffer included.
+TEST_P(GuaranteesTest, GetValueAllocatesNothing) {
+  ContextManager mgr(strategy());
+  const std::string long_name(64, 'k');
+  const ContextKey sym = GenSym();
+  const TypedKey<std::string> typed;
+  mgr.SetValues({{long_name, 1}, {sym, 2}, {typed, "t"}}, [&] {
+    const int64_t allocated = AllocationsDuring([&] {
+      EXPECT_NE(mgr.GetValue(long_name.c_str()), nullptr);
+      EXPECT_NE(mgr.GetValue(std::string_view(long_name)), nullptr);
+      EXPECT_NE(mgr.GetValue(long_name), nullptr);
+      EXPECT_EQ(mgr.GetValue("a string key that is certainly not set here"),
+                nullptr);
+      EXPECT_NE(mgr.GetValue(sym), nullptr);
+      EXPECT_NE(mgr.GetValue(typed), nullptr);
+      EXPECT_EQ(mgr.GetValue(TypedKey<int>()), nullptr);
+      EXPECT_NE(strategy().Current(), nullptr);
+    });
+    EXPECT_EQ(allocated, 0);
+  });
+}
+
+// A Value keeps types up to 32 bytes inline: short strings and ints are
+// copied and moved without allocating; so is a two-entry Values.
+TEST(ValueStorageTest, SmallTypesAreInline) {
+  const std::string short_text = "fifteen chars..";  // fits std::string's SSO
+  ASSERT_EQ(short_text.size(), 15u);
+  const ContextKey a = GenSym(), b = GenSym();
+  const int64_t allocated = AllocationsDuring([&] {
+    Value v(short_text);
+    Value copy = v;
+    Value moved = std::move(copy);
+    Value number(42);
+    number = moved;
+    Values values{{a, short_text}, {b, 7}};
+    Values values_copy = values;
+    EXPECT_EQ(*values_copy.Find(a)->TryAs<std::string>(), short_text);
+  });
+  EXPECT_EQ(allocated, 0);
+}
+
+// SetValues reuses frames from a per-thread cache: in a steady state, scopes
+// of up to two values whose copies do not allocate allocate nothing. Under
+// the stack_tag strategy only nested scopes are checked: its miss outside
+// every scope may fall back to a libunwind walk, which allocates for deep
+// stacks (strategies/stack_tag/stack_tag_strategy.h).
+TEST_P(GuaranteesTest, SetValuesAllocatesNothingInASteadyState) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "ASan builds bypass the frame cache (every frame is freed "
+                  "at once so ASan sees any use after free)";
+#endif
+  ContextManager mgr(strategy());
+  const Values outer{{GenSym(), 1}};
+  const Values inner{{"name", std::string("short")}};  // two visible in all
+  auto once = [&] {
+    mgr.SetValues(outer, [&] { mgr.SetValues(inner, [] {}); });
+  };
+  auto steady_state_allocations = [&] {
+    once();  // warms this thread's caches (and, for goid, registers the stack)
+    return AllocationsDuring([&] {
+      for (int i = 0; i < 100; ++i) once();
+    });
+  };
+  if (strategy().name().substr(0, 9) != "stack_tag") {
+    EXPECT_EQ(steady_state_allocations(), 0) << "outermost";
+  }
+  ContextManager enclosing(strategy());
+  enclosing.SetValues({{"enclosing", 1}}, [&] {
+    EXPECT_EQ(steady_state_allocations(), 0) << "nested";
+  });
+}
+
+// Memory per context is bounded by the managers alive, not by those ever
+// created: 10,000 managers, each created, used once and destroyed, leave a
+// context no bigger than one manager does.
+TEST_P(GuaranteesTest, MemoryPerContextIsBoundedByLiveManagers) {
+  auto context_bytes_with = [&](ContextManager& mgr) {
+    size_t bytes = 0;
+    mgr.SetValues({{"k", 1}}, [&] { bytes = strategy().Current()->MemoryBytes(); });
+    return bytes;
+  };
+  size_t baseline = 0;
+  {
+    ContextManager one(strategy());
+    baseline = context_bytes_with(one);
+  }
+  const int64_t frames_before = internal::LiveFrames();
+  for (int i = 0; i < 10000; ++i) {
+    ContextManager mgr(strategy());
+    context_bytes_with(mgr);
+  }
+  ContextManager last(strategy());
+  const size_t after = context_bytes_with(last);
+  EXPECT_LE(after, baseline + 64) << "baseline " << baseline;
+  if (frames_before >= 0) {  // counted in debug builds only
+    EXPECT_EQ(internal::LiveFrames(), frames_before);
+  }
+}
+
+// A signal storm: one thread keeps changing its values while another
+// interrupts it with signals whose handler reads them, and a third creates,
+// uses and destroys managers (moving the registry and other contexts'
+// tables). Every read in the handler sees one of the interrupted thread's
+// two states, complete, and nothing else.
+std::atomic<const ContextManager*> storm_mgr{nullptr};
+std::atomic<const TypedKey<int>*> storm_typed{nullptr};
+std::atomic<const ContextKey*> storm_sym{nullptr};
+std::atomic<int64_t> storm_reads{0};
+std::atomic<int64_t> storm_bad{0};
+
+void StormHandler(int) {
+  const ContextManager* mgr = storm_mgr.load(std::memory_order_acquire);
+  if (mgr == nullptr) return;
+  const int* typed = mgr->GetValue(*storm_typed.load(std::memory_order_relaxed));
+  const Value* sym = mgr->GetValue(*storm_sym.load(std::memory_order_relaxed));
+  const Value* name = mgr->GetValue("state");
+  const int* sym_int = sym == nullptr ? nullptr : sym->TryAs<int>();
+  const int* name_int = name == nullptr ? nullptr : name->TryAs<int>();
+  const bool ok = typed != nullptr && sym_int != nullptr && name_int != nullptr &&
+                  (*typed == 1 || *typed == 2) && *sym_int == *typed &&
+                  *name_int == *typed;
+  if (!ok) storm_bad.fetch_add(1, std::memory_order_relaxed);
+  storm_reads.fetch_add(1, std::memory_order_relaxed);
+}
+
+TEST_P(GuaranteesTest, SignalHandlerReadsAreSafeDuringAStorm) {
+  ContextManager mgr(strategy());
+  const TypedKey<int> typed;
+  const ContextKey sym = GenSym();
+  storm_typed = &typed;
+  storm_sym = &sym;
+  storm_reads = 0;
+  storm_bad = 0;
+  struct sigaction action = {};
+  action.sa_handler = StormHandler;
+  sigemptyset(&action.sa_mask);
+  struct sigaction previous;
+  ASSERT_EQ(sigaction(SIGUSR2, &action, &previous), 0);
+
+  std::atomic<bool> stop{false};
+  std::atomic<bool> target_ready{false};
+  std::thread target([&] {
+    mgr.SetValues({{typed, 1}, {sym, 1}, {"state", 1}}, [&] {
+      storm_mgr.store(&mgr, std::memory_order_release);
+      target_ready = true;
+      while (!stop.load(std::memory_order_relaxed)) {
+        mgr.SetValues({{typed, 2}, {sym, 2}, {"state", 2}}, [] {});
+        const Snapshot snapshot = Capture();
+        snapshot.Run([] {});
+      }
+      storm_mgr.store(nullptr, std::memory_order_release);
+    });
+  });
+  std::thread churn([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      std::vector<std::unique_ptr<ContextManager>> many;
+      for (int i = 0; i < 20; ++i) {
+        many.push_back(std::make_unique<ContextManager>(strategy()));
+        many.back()->SetValues({{"state", 3}}, [] {});
+      }
+    }
+  });
+  while (!target_ready) std::this_thread::yield();
+  const pthread_t target_handle = target.native_handle();
+  for (int i = 0; i < 3000; ++i) {
+    pthread_kill(target_handle, SIGUSR2);
+    if (i % 16 == 0) std::this_thread::yield();
+  }
+  while (storm_reads.load() < 100) {
+    pthread_kill(target_handle, SIGUSR2);
+    std::this_thread::yield();
+  }
+  stop = true;
+  target.join();
+  churn.join();
+  sigaction(SIGUSR2, &previous, nullptr);
+  EXPECT_GE(storm_reads.load(), 100);
+  EXPECT_EQ(storm_bad.load(), 0) << "of " << storm_reads.load() << " reads";
+}
+
+// Managers of different strategies in one flow are captured and carried
+// together, each under its own strategy.
+TEST(MixedStrategiesTest, CarriedTogether) {
+  ContextManager by_thread(ThreadLocalStrategy());
+  ContextManager by_stack(GoidStrategy());
+  ContextManager by_tag(StackTagStrategy());
+  by_thread.SetValues({{"k", "thread"}}, [&] {
+    by_stack.SetValues({{"k", "stack"}}, [&] {
+      by_tag.SetValues({{"k", "tag"}}, [&] {
+        Go([&] {
+          EXPECT_EQ(*by_thread.GetValue<std::string>("k"), "thread");
+          EXPECT_EQ(*by_stack.GetValue<std::string>("k"), "stack");
+          EXPECT_EQ(*by_tag.GetValue<std::string>("k"), "tag");
+        }).join();
+      });
+    });
+  });
+}
+
+}  // namespace
+}  // namespace gls
