@@ -91,7 +91,11 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(CountingAllocatorTest, Counts) {
-  EXPECT_EQ(AllocationsDuring([] { delete new int(1); }), 1);
+  EXPECT_EQ(AllocationsDuring([] {
+              int* volatile p = new int(1);  // volatile: no new/delete elision
+              delete p;
+            }),
+            1);
   // A string too long for std::string's inline buffer allocates when a
   // Value copies it: the counter sees it.
   const std::string long_text(100, 'x');
@@ -230,25 +234,41 @@ TEST_P(GuaranteesTest, MemoryPerContextIsBoundedByLiveManagers) {
 // interrupts it with signals whose handler reads them, and a third creates,
 // uses and destroys managers (moving the registry and other contexts'
 // tables). Every read in the handler sees one of the interrupted thread's
-// two states, complete, and nothing else.
+// two states, complete, and nothing else (stack_tag may see nothing, below).
 std::atomic<const ContextManager*> storm_mgr{nullptr};
 std::atomic<const TypedKey<int>*> storm_typed{nullptr};
 std::atomic<const ContextKey*> storm_sym{nullptr};
 std::atomic<int64_t> storm_reads{0};
 std::atomic<int64_t> storm_bad{0};
+std::atomic<int64_t> storm_none{0};  // all three reads found nothing
 
 void StormHandler(int) {
   const ContextManager* mgr = storm_mgr.load(std::memory_order_acquire);
   if (mgr == nullptr) return;
+  // Each read separately: the interrupted flow cannot change between them,
+  // so every value found must be the same 1 or 2. A read that finds nothing
+  // is counted apart (see the test).
   const int* typed = mgr->GetValue(*storm_typed.load(std::memory_order_relaxed));
   const Value* sym = mgr->GetValue(*storm_sym.load(std::memory_order_relaxed));
   const Value* name = mgr->GetValue("state");
-  const int* sym_int = sym == nullptr ? nullptr : sym->TryAs<int>();
-  const int* name_int = name == nullptr ? nullptr : name->TryAs<int>();
-  const bool ok = typed != nullptr && sym_int != nullptr && name_int != nullptr &&
-                  (*typed == 1 || *typed == 2) && *sym_int == *typed &&
-                  *name_int == *typed;
-  if (!ok) storm_bad.fetch_add(1, std::memory_order_relaxed);
+  const int* found[3] = {typed, sym == nullptr ? nullptr : sym->TryAs<int>(),
+                         name == nullptr ? nullptr : name->TryAs<int>()};
+  int agreed = 0;
+  for (int i = 0; i < 3; ++i) {
+    const bool missing = (i == 1 ? sym == nullptr : i == 2 ? name == nullptr
+                                                           : typed == nullptr);
+    if (missing) {
+      storm_none.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    const int* value = found[i];
+    if (value == nullptr || (*value != 1 && *value != 2) ||
+        (agreed != 0 && *value != agreed)) {
+      storm_bad.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    agreed = *value;
+  }
   storm_reads.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -260,6 +280,7 @@ TEST_P(GuaranteesTest, SignalHandlerReadsAreSafeDuringAStorm) {
   storm_sym = &sym;
   storm_reads = 0;
   storm_bad = 0;
+  storm_none = 0;
   struct sigaction action = {};
   action.sa_handler = StormHandler;
   sigemptyset(&action.sa_mask);
@@ -304,7 +325,17 @@ TEST_P(GuaranteesTest, SignalHandlerReadsAreSafeDuringAStorm) {
   churn.join();
   sigaction(SIGUSR2, &previous, nullptr);
   EXPECT_GE(storm_reads.load(), 100);
+  // Never another flow's values, never a torn state, never a crash.
   EXPECT_EQ(storm_bad.load(), 0) << "of " << storm_reads.load() << " reads";
+  // thread_local and goid always find the interrupted flow's values.
+  // stack_tag may find none when the signal lands in code built without
+  // frame pointers (libc, a sanitizer's runtime) and the walk cannot get out
+  // of it: a documented limit (docs/strategies.md).
+  if (strategy().name().substr(0, 9) != "stack_tag") {
+    EXPECT_EQ(storm_none.load(), 0) << "of " << storm_reads.load() << " reads";
+  } else {
+    RecordProperty("reads_finding_nothing", static_cast<int>(storm_none.load()));
+  }
 }
 
 // Managers of different strategies in one flow are captured and carried

@@ -725,6 +725,7 @@ void CheckConcurrentFlowsAreDistinct(const Strategy& strategy,
       });
     });
   }
+  threads.clear();  // joins before `ids` and the latch go
 }
 
 TEST_P(ConformanceTest, GlsUsedFromThreadLocalDestructorsInEitherOrder) {
