@@ -176,6 +176,54 @@ def machine():
     return f"{os.cpu_count()} cores, {cpu or platform.processor()}, {platform.system()} {platform.release()}"
 
 
+def targets_section(recs):
+    """The speed targets of the issues, each a ratio of two rows of this run."""
+    def ns(system, workload, **params):
+        r = find(recs, system, workload, **params)
+        return r["median_ns"] if r and r.get("median_ns") else None
+
+    rows = []
+
+    def target(what, num, den, limit, at_least=False, scale=1.0):
+        if num is None or den is None:
+            rows.append(f"| {what} | n/a | n/a | missing rows |")
+            return
+        x = num / den * scale
+        met = x >= limit if at_least else x <= limit
+        sign = "≥" if at_least else "≤"
+        rows.append(f"| {what} | {num:.3g} ns / {den:.3g} ns | {x:.2f} ({sign} {limit}) | "
+                    f"{'met' if met else '**not met**'} |")
+
+    raw = ns("raw_thread_local", "GetValue")
+    tsp = ns("boost_thread_specific_ptr", "GetValue")
+    for s in ("thread_local", "stack_tag", "goid"):
+        target(f"`BM_GetValueTyped/{s}` ÷ `BM_GetValue/raw_thread_local`",
+               ns(s, "GetValueTyped"), raw, 3.0 if s == "thread_local" else float("inf"))
+    cap = {m: ns("thread_local", "Capture", managers=m) for m in (1, 4, 16)}
+    if all(cap.values()):
+        spread = max(cap.values()) / min(cap.values())
+        rows.append(f"| `BM_Capture/thread_local/managers:1,4,16` spread (max ÷ min) | "
+                    f"{cap[1]:.3g} / {cap[4]:.3g} / {cap[16]:.3g} ns | {spread:.2f} (≤ 1.5) | "
+                    f"{'met' if spread <= 1.5 else '**not met**'} |")
+    else:
+        rows.append("| `BM_Capture/thread_local` spread | n/a | n/a | missing rows |")
+    target("`BM_Capture/thread_local/managers:4` ÷ `BM_SetValues/thread_local`",
+           cap.get(4), ns("thread_local", "SetValuesOutermost", values=1), 1.0)
+    target("thread_local `GetValue` ÷ `boost::thread_specific_ptr::get()`",
+           ns("thread_local", "GetValue"), tsp, 0.5)
+    target("outermost 1-value `BM_SetValues/thread_local` ÷ `thread_specific_ptr::get()`",
+           ns("thread_local", "SetValuesOutermost", values=1), tsp, 3.0)
+    target("jtolds/gls own `BenchmarkGetValue` ÷ stack_tag `GetValue` at 8 frames",
+           ns("jtolds_gls_own", "GetValue"), ns("stack_tag", "GetValue", depth=8), 50,
+           at_least=True)
+    target("goid `GetValue` ÷ `fiber_specific_ptr::get()`",
+           ns("goid", "GetValue"), ns("boost_fiber_specific_ptr", "GetValue"), 1.0)
+    return ["## Targets, checked in this run", "",
+            "Each a ratio of two medians from this run (a limit of inf: reported, "
+            "no target).", "",
+            "| target | figures | ratio | verdict |", "|---|---|---|---|"] + rows + [""]
+
+
 def write_report(out_dir, results):
     recs = results["records"]
     lines = [
@@ -190,6 +238,8 @@ def write_report(out_dir, results):
         lines += ["## Parts that failed", ""]
         lines += [f"- **{f['part']}**: {f['error']}" for f in results["failures"]]
         lines += [""]
+
+    lines += targets_section(recs)
 
     systems = systems_in(recs)
     lines += ["## GetValue by stack depth", "",
