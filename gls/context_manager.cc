@@ -64,7 +64,9 @@ class Registry {
     const uint32_t slot = internal::SlotOf(handle);
     std::atomic<uint64_t>& state = State(slot);
     const uint64_t now = state.load(std::memory_order_relaxed);
-    if ((now >> 2) != (handle >> 32) || (now & kRegistered) == 0) return;
+    if ((now >> 2) != internal::GenerationOf(handle) || (now & kRegistered) == 0) {
+      return;
+    }
     state.store(now & ~kRegistered, std::memory_order_release);
     registered_[strategy_of_slot_[slot]].fetch_sub(1, std::memory_order_relaxed);
   }
@@ -132,12 +134,12 @@ namespace internal {
 
 bool ManagerLive(ManagerHandle handle) noexcept {
   const uint64_t state = Registry::Get().StateOf(SlotOf(handle));
-  return (state >> 2) == (handle >> 32) && (state & Registry::kLive) != 0;
+  return (state >> 2) == GenerationOf(handle) && (state & Registry::kLive) != 0;
 }
 
 bool ManagerCarried(ManagerHandle handle) noexcept {
   const uint64_t state = Registry::Get().StateOf(SlotOf(handle));
-  return (state >> 2) == (handle >> 32) && (state & Registry::kLive) != 0 &&
+  return (state >> 2) == GenerationOf(handle) && (state & Registry::kLive) != 0 &&
          (state & Registry::kRegistered) != 0;
 }
 
@@ -151,8 +153,9 @@ ContextManager::ContextManager() : ContextManager(DefaultStrategy()) {}
 
 ContextManager::ContextManager(const Strategy& strategy)
     : strategy_(&strategy),
-      is_default_(&strategy == &DefaultStrategy()),
-      handle_(Registry::Get().Add(&strategy)) {}
+      handle_(Registry::Get().Add(&strategy) |
+              (&strategy == &DefaultStrategy() ? 0
+                                               : internal::kNotDefaultStrategy)) {}
 
 ContextManager::~ContextManager() { Registry::Get().Remove(handle_); }
 
@@ -180,7 +183,11 @@ void ContextManager::SetValuesImpl(const Values& values,
     return;
   }
   internal::ContextLease lease;
-  strategy_->RunBound(lease.get(), [&] { in_context(lease.get()); });
+  if (is_default()) {
+    internal::DefaultRunBound(lease.get(), [&] { in_context(lease.get()); });
+  } else {
+    strategy_->RunBound(lease.get(), [&] { in_context(lease.get()); });
+  }
 }
 
 Values ContextManager::GetValues() const {

@@ -231,21 +231,30 @@ class ContextManager {
   const Strategy& strategy() const { return *strategy_; }
 
  private:
+  bool is_default() const { return (handle_ & internal::kNotDefaultStrategy) == 0; }
   ABSL_ATTRIBUTE_ALWAYS_INLINE Context* CurrentContext() const noexcept {
-    return ABSL_PREDICT_TRUE(is_default_) ? internal::DefaultCurrent() : strategy_->Current();
+    return ABSL_PREDICT_TRUE(is_default()) ? internal::DefaultCurrent()
+                                           : strategy_->Current();
   }
   ABSL_ATTRIBUTE_ALWAYS_INLINE const internal::Frame* VisibleFrame()
       const noexcept {
-    const Context* ctx = CurrentContext();
+    // One load of the handle serves the default-strategy test, the slot and
+    // the generation check.
+    const internal::ManagerHandle handle = handle_;
+    const Context* ctx =
+        ABSL_PREDICT_TRUE((handle & internal::kNotDefaultStrategy) == 0)
+            ? internal::DefaultCurrent()
+            : strategy_->Current();
     if (ABSL_PREDICT_FALSE(ctx == nullptr)) return nullptr;
-    const internal::Frame* frame = ctx->Slot(internal::SlotOf(handle_));
-    return frame != nullptr && frame->handle() == handle_ ? frame : nullptr;
+    const internal::Frame* frame = ctx->Slot(internal::SlotOf(handle));
+    return frame != nullptr && frame->handle() == handle ? frame : nullptr;
   }
   void SetValuesImpl(const Values& values, absl::FunctionRef<void()> fn);
   static absl::Status NotFound(KeyView key);
 
   const Strategy* const strategy_;
-  const bool is_default_;
+  // Slot, generation, and whether strategy_ is the default (see
+  // internal::ManagerHandle).
   const internal::ManagerHandle handle_;
 };
 

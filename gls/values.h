@@ -239,6 +239,11 @@ class Value {
     static_assert(std::is_copy_constructible_v<D>,
                   "gls::Value requires a copyable type");
     if constexpr (IsInline<D>()) {
+      if constexpr (sizeof(D) < kInlineSize) {
+        // Copies of trivial values move the whole buffer: no byte of it is
+        // left unset.
+        __builtin_memset(buffer_ + sizeof(D), 0, kInlineSize - sizeof(D));
+      }
       ptr_ = ::new (static_cast<void*>(buffer_)) D(std::forward<T>(value));
     } else {
       ptr_ = new D(std::forward<T>(value));
@@ -246,7 +251,12 @@ class Value {
   }
 
   Value(const Value& other) : ops_(other.ops_) {
-    ptr_ = ops_->copy(other.ptr_, buffer_);
+    if (ops_->is_trivial) {  // inline and trivially copyable: no call
+      __builtin_memcpy(buffer_, other.buffer_, kInlineSize);
+      ptr_ = buffer_;
+    } else {
+      ptr_ = ops_->copy(other.ptr_, buffer_);
+    }
   }
   Value(Value&& other) noexcept : ops_(other.ops_) { TakeFrom(other); }
   Value& operator=(const Value& other) {
@@ -298,6 +308,9 @@ class Value {
   struct Ops {
     const std::type_info* type;
     bool is_inline;
+    // Inline, trivially copyable and destructible: copied by memcpy, never
+    // destroyed.
+    bool is_trivial;
     // Copy-constructs *src into `buffer` (inline) or the heap; returns it.
     void* (*copy)(const void* src, void* buffer);
     // Move-constructs *src into `buffer`, destroying *src (inline only).
@@ -339,17 +352,27 @@ class Value {
       }
     }
     static void Print(std::ostream& os, const void* p);
-    static constexpr Ops kOps = {&typeid(D), IsInline<D>(), &Copy, &Relocate,
-                                 &Destroy, &Print};
+    static constexpr Ops kOps = {
+        &typeid(D), IsInline<D>(),
+        IsInline<D>() && std::is_trivially_copyable_v<D> &&
+            std::is_trivially_destructible_v<D>,
+        &Copy, &Relocate, &Destroy, &Print};
   };
 
   void TakeFrom(Value& other) noexcept {
-    ptr_ = ops_->relocate(other.ptr_, buffer_);
+    if (ops_->is_trivial) {
+      __builtin_memcpy(buffer_, other.buffer_, kInlineSize);
+      ptr_ = buffer_;
+    } else {
+      ptr_ = ops_->relocate(other.ptr_, buffer_);
+    }
     // `other` keeps a valid, cheap value: an int 0, inline.
     other.ops_ = &OpsFor<int>::kOps;
     other.ptr_ = ::new (static_cast<void*>(other.buffer_)) int(0);
   }
-  void Destroy() noexcept { ops_->destroy(ptr_); }
+  void Destroy() noexcept {
+    if (!ops_->is_trivial) ops_->destroy(ptr_);
+  }
 
   absl::Status TypeMismatch(const std::type_info& requested) const;
 

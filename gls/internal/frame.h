@@ -31,12 +31,18 @@
 namespace gls {
 namespace internal {
 
-// A manager's identity in frames: generation (high 32 bits) and slot (low
-// 32). Slots are reused once a manager is destroyed; the generation tells
-// its frames from a later manager's.
+// A manager's identity in frames: a flag (bit 63: the manager does not use
+// the default strategy, so GetValue tests it on a value it loads anyway),
+// the generation (bits 32-62) and the slot (low 32 bits). Slots are reused
+// once a manager is destroyed; the generation tells its frames from a later
+// manager's.
 using ManagerHandle = uint64_t;
+inline constexpr ManagerHandle kNotDefaultStrategy = uint64_t{1} << 63;
 inline uint32_t SlotOf(ManagerHandle handle) {
   return static_cast<uint32_t>(handle);
+}
+inline uint64_t GenerationOf(ManagerHandle handle) {
+  return (handle & ~kNotDefaultStrategy) >> 32;
 }
 
 class Frame {

@@ -17,14 +17,7 @@ class ThreadLocal final : public Strategy {
   Context* Current() const noexcept override { return tls_context; }
 
   void RunBound(Context* ctx, absl::FunctionRef<void()> fn) const override {
-    // Restores the previous binding however fn exits.
-    struct Binding {
-      Context* const previous = tls_context;
-      explicit Binding(Context* c) { tls_context = c; }
-      ~Binding() { tls_context = previous; }
-      Binding(const Binding&) = delete;
-      Binding& operator=(const Binding&) = delete;
-    } binding(ctx);
+    thread_local_internal::Binding binding(ctx);
     fn();
   }
 };

@@ -34,6 +34,20 @@ namespace thread_local_internal {
 // %fs-relative load. Not for users; read through gls.
 extern constinit thread_local Context* tls_context
     __attribute__((tls_model("initial-exec")));
+
+// Binds a context to this thread for its lifetime and restores the previous
+// one however the scope ends: the strategy's RunBound, also used inline when
+// thread_local is the default strategy.
+class Binding {
+ public:
+  explicit Binding(Context* ctx) : previous_(tls_context) { tls_context = ctx; }
+  ~Binding() { tls_context = previous_; }
+  Binding(const Binding&) = delete;
+  Binding& operator=(const Binding&) = delete;
+
+ private:
+  Context* const previous_;
+};
 }  // namespace thread_local_internal
 
 // ThreadLocalStrategy()

@@ -4,7 +4,7 @@
 //
 // Not for users: gls includes it. Every default-strategy target provides
 // this header, with DefaultCurrent(), the default strategy's Current()
-// without a virtual call (one TLS load), and defines gls::DefaultStrategy().
+// and RunBound without a virtual call (one TLS load), and defines gls::DefaultStrategy().
 #ifndef GLS_INTERNAL_SELECTED_DEFAULT_STRATEGY_H_
 #define GLS_INTERNAL_SELECTED_DEFAULT_STRATEGY_H_
 
@@ -15,6 +15,14 @@ namespace gls {
 namespace internal {
 
 inline Context* DefaultCurrent() noexcept { return thread_local_internal::tls_context; }
+
+// DefaultRunBound(ctx, fn): the default strategy's RunBound, inline where
+// it can be.
+template <typename F>
+inline void DefaultRunBound(Context* ctx, F&& fn) {
+  thread_local_internal::Binding binding(ctx);
+  fn();
+}
 
 }  // namespace internal
 }  // namespace gls
