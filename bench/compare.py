@@ -285,10 +285,10 @@ def write_report(out_dir, results):
               "sides: flows parked outside any scope, then inside one, and the "
               "difference divided by their number. C++ counts malloc'd bytes "
               "(mallinfo2; thread stacks are mmap'd and excluded); Go counts "
-              "heap plus goroutine stack growth (runtime.MemStats). The C++ "
-              "figure includes one pointer per ContextManager ever created in "
-              "the process (the per-context manager table), which the "
-              "correctness run inflates by creating many managers.", ""]
+              "heap plus goroutine stack growth (runtime.MemStats). A gls "
+              "context's table grows with the managers alive at once, not with "
+              "those ever created (slots are reused), so the many managers the "
+              "correctness run creates and destroys do not inflate it.", ""]
 
     corr = results["correctness"]
     scenarios = []
@@ -320,11 +320,16 @@ def write_chart(out_dir, records, tmp):
     gnuplot = shutil.which("gnuplot")
     if gnuplot is None:
         raise RuntimeError("gnuplot not found: run tools/setup (Debian package gnuplot-nox)")
+    # One colour and point shape per system: gnuplot's default cycle repeats
+    # after eight, which would make two systems look alike.
+    palette = ["#9400d3", "#009e73", "#56b4e9", "#e69f00", "#f0e442", "#0072b2",
+               "#d55e00", "#000000", "#cc79a7", "#7f7f7f", "#8b4513", "#2e8b57"]
     series = []
-    for s in systems_in(records):
+    for n, s in enumerate(systems_in(records)):
         points = [(i, find(records, s, "GetValue", depth=d)) for i, d in enumerate(DEPTHS)]
         points = [(i, r["median_ns"]) for i, r in points if r and r.get("median_ns")]
-        style = "with linespoints lw 2 pt 7"
+        colour = palette[n % len(palette)]
+        style = f"with linespoints lw 2 pt {5 + n % 9} lc rgb '{colour}'"
         title = s
         if not points:
             # Systems that do not walk the stack: their one GetValue figure,
@@ -333,7 +338,7 @@ def write_chart(out_dir, records, tmp):
             if flat is None or not flat.get("median_ns"):
                 continue
             points = [(i, flat["median_ns"]) for i in range(len(DEPTHS))]
-            style = "with lines lw 2 dt 2"
+            style = f"with lines lw 2 dt 2 lc rgb '{colour}'"
             title = s + " (flat)"
         path = os.path.join(tmp, f"series_{s}.dat")
         with open(path, "w") as f:

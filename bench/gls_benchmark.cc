@@ -5,8 +5,9 @@
 // Names: BM_<Op>/<system>[/<param>:<value>], e.g. BM_GetValue/thread_local,
 // BM_GetValue/raw_thread_local, BM_GetValue/boost_thread_specific_ptr.
 //
-// Run: bazel run -c opt //bench:gls_benchmark -- \
-//        --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+// Run (one line):
+//   bazel run -c opt //bench:gls_benchmark -- --benchmark_repetitions=5
+//     --benchmark_report_aggregates_only=true
 #include <memory>
 #include <string>
 #include <thread>

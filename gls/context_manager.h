@@ -27,6 +27,11 @@
 //     takes a goroutine id from the pool.
 //   * Exception-safe: when the function passed to SetValues throws, the
 //     previous values are back before the exception leaves SetValues.
+//   * Usable at thread exit: SetValues, GetValue, Capture and Run work from
+//     any thread_local destructor, whether it runs before or after gls's own
+//     per-thread cleanup (gls's per-thread state is trivially destructible
+//     and, once cleaned up, bypassed); a flow never shares a context or a
+//     goroutine id with another live flow.
 //   * Memory: each context's table grows only to the number of managers
 //     alive at once; a destroyed manager's slot is reused, and no later
 //     manager ever sees the values of an earlier one.

@@ -29,11 +29,14 @@
 //
 // Example:
 //
+//   std::vector<std::function<void()>> queue;  // a task queue run later
 //   mgr.SetValues({{kRequestId, "12345"}}, [&] {
-//     pool.post([snapshot = gls::Capture()] {
-//       snapshot.Run([] { MyLog(); });      // "My request id is: 12345"
+//     queue.push_back([snapshot = gls::Capture()] {
+//       snapshot.Run([] { MyLog(); });
 //     });
 //   });
+//   std::thread([&] { for (auto& task : queue) task(); }).join();
+//   // Output: My request id is: 12345
 #ifndef GLS_SNAPSHOT_H_
 #define GLS_SNAPSHOT_H_
 
@@ -50,7 +53,7 @@ class Snapshot;
 // Capture()
 //
 // The values every registered ContextManager has in the running flow of
-// execution, as one Snapshot. O(1), no allocation, no lock.
+// execution, as one Snapshot. O(1), no allocation.
 Snapshot Capture() noexcept;
 
 // Snapshot

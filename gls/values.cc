@@ -12,6 +12,9 @@ namespace gls {
 
 namespace internal {
 
+static_assert(std::atomic<uint64_t>::is_always_lock_free,
+              "GenSym() is documented lock-free");
+
 uint64_t NextSymbol() {
   // Starts at 1: 0 is the null key (and marks string keys inside Key).
   static std::atomic<uint64_t> counter{0};

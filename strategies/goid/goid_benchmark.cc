@@ -11,8 +11,9 @@
 //                                         RegisteredStackAllocator
 //
 // Run:
-//   bazel run -c opt //strategies/goid:goid_benchmark -- \
+//   bazel run -c opt //strategies/goid:goid_benchmark --
 //       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   (one line)
 #include <cstdint>
 #include <memory>
 #include <utility>

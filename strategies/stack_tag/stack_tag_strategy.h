@@ -33,9 +33,12 @@
 //
 // Guarantees: thread-safe. Current() takes no lock and allocates nothing with
 // the frame-pointer walker, and is then async-signal-safe once the strategy
-// has been used outside the handler (GetValue in a signal handler sees the
-// interrupted scope's values). The libunwind walker is not claimed
-// async-signal-safe.
+// has been used outside the handler: GetValue in a signal handler never sees
+// another flow's values, and sees the interrupted scope's unless the signal
+// landed in code built without frame pointers (libc, a sanitizer's runtime),
+// where it may see none. A miss outside every scope may fall back to a
+// libunwind walk, which allocates for stacks deeper than 16 frames. The
+// libunwind walker is not claimed async-signal-safe.
 //
 // Example:
 //
