@@ -77,6 +77,10 @@ int64_t AllocationsDuring(F&& fn) {
   return allocations_on_this_thread - before;
 }
 
+std::string StrategyName(const ::testing::TestParamInfo<const Strategy*>& p) {
+  return std::string(p.param->name());
+}
+
 class GuaranteesTest : public ::testing::TestWithParam<const Strategy*> {
  protected:
   const Strategy& strategy() const { return *GetParam(); }
@@ -86,9 +90,7 @@ INSTANTIATE_TEST_SUITE_P(
     Strategies, GuaranteesTest,
     ::testing::Values(&ThreadLocalStrategy(), &GoidStrategy(),
                       &StackTagStrategy()),
-    [](const ::testing::TestParamInfo<const Strategy*>& info) {
-      return std::string(info.param->name());
-    });
+    StrategyName);
 
 TEST(CountingAllocatorTest, Counts) {
   EXPECT_EQ(AllocationsDuring([] {
@@ -201,6 +203,33 @@ TEST_P(GuaranteesTest, SetValuesAllocatesNothingInASteadyState) {
   enclosing.SetValues({{"enclosing", 1}}, [&] {
     EXPECT_EQ(steady_state_allocations(), 0) << "nested";
   });
+}
+
+// Snapshot::Run allocates nothing in a steady state: the flow's context
+// comes from the per-thread cache and its table already has room. (For
+// stack_tag, only inside an enclosing scope, as above.)
+TEST_P(GuaranteesTest, SnapshotRunAllocatesNothingInASteadyState) {
+  ContextManager mgr(strategy());
+  const Snapshot snapshot =
+      mgr.SetValues({{"k", 1}, {GenSym(), 2}}, [] { return Capture(); });
+  int runs = 0, found = 0;
+  auto run_many = [&] {
+    snapshot.Run([&] { found += *mgr.GetValue<int>("k"); });  // warm-up
+    ++runs;
+    return AllocationsDuring([&] {
+      for (int i = 0; i < 100; ++i, ++runs) {
+        snapshot.Run([&] { found += mgr.GetValue("k") != nullptr; });
+      }
+    });
+  };
+  if (strategy().name().substr(0, 9) != "stack_tag") {
+    EXPECT_EQ(run_many(), 0) << "outermost";
+  }
+  ContextManager enclosing(strategy());
+  enclosing.SetValues({{"enclosing", 1}}, [&] {
+    EXPECT_EQ(run_many(), 0) << "nested";
+  });
+  EXPECT_EQ(found, runs) << "every run saw the snapshot's value";
 }
 
 // Memory per context is bounded by the managers alive, not by those ever

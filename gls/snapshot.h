@@ -24,8 +24,11 @@
 //     would. The flow gets its own goroutine id if it had none.
 //   * Only registered managers' values are carried: a manager unregistered
 //     or destroyed by the time Run starts shows nothing of the snapshot.
-//   * Run allocates only the first time a flow runs (its context's table)
-//     and when the flow's table must grow for a manager created since.
+//   * Run allocates nothing in a steady state (the flow's context comes from
+//     a per-thread cache); it may allocate the first time a thread runs one,
+//     when the context pool or the flow's slot table must grow, and, under
+//     the stack_tag strategy outside every scope, in the walk that finds no
+//     context (strategies/stack_tag/stack_tag_strategy.h).
 //
 // Example:
 //

@@ -570,6 +570,41 @@ TEST_P(ConformanceTest, CaptureInsideRunCarriesBothLayers) {
   }).join();
 }
 
+// The handoff of frames between flows under contention: the owner's scopes
+// end (and its frames are pinned or freed) while other threads copy, run,
+// capture inside and drop snapshots of them. Under ASan and TSan this checks
+// the reference counting; everywhere it checks that nobody sees another
+// round's values.
+TEST_P(ConformanceTest, SnapshotsSurviveTheirScopesUnderContention) {
+  ContextManager mgr(strategy());
+  constexpr int kRounds = 50;
+  constexpr int kThreads = 3;
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<std::jthread> threads;
+    std::latch ready(kThreads + 1);
+    mgr.SetValues({{"round", round}}, [&] {
+      mgr.SetValues({{"inner", round}}, [&] {
+        const Snapshot snapshot = Capture();
+        for (int t = 0; t < kThreads; ++t) {
+          threads.emplace_back([&, t, copy = snapshot] {
+            ready.arrive_and_wait();
+            for (int i = 0; i < 20; ++i) {
+              Snapshot again = copy;
+              again.Run([&] {
+                EXPECT_EQ(*mgr.GetValue<int>("round"), round);
+                Snapshot nested = mgr.SetValues({{"t", t}}, [] { return Capture(); });
+                nested.Run([&] { EXPECT_EQ(*mgr.GetValue<int>("inner"), round); });
+              });
+            }
+          });
+        }
+        ready.arrive_and_wait();  // the scopes end while the threads run
+      });
+    });
+    threads.clear();
+  }
+}
+
 // A manager unregistered or destroyed by the time a snapshot runs is not
 // carried, and a new manager that reuses a destroyed one's slot never sees
 // the old manager's values.
