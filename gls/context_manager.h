@@ -139,6 +139,17 @@ std::invoke_result_t<F&> CallReturning(F& fn, Run&& run) {
   }
 }
 
+// CurrentContextOf(strategy, is_default): strategy.Current(), read inline
+// with no virtual call when `strategy` is the build's default.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Context* CurrentContextOf(
+    const Strategy& strategy, bool is_default) noexcept {
+  return ABSL_PREDICT_TRUE(is_default) ? DefaultCurrent() : strategy.Current();
+}
+
+inline bool IsDefault(ManagerHandle handle) {
+  return (handle & kNotDefaultStrategy) == 0;
+}
+
 }  // namespace internal
 
 // ContextManager
@@ -236,10 +247,9 @@ class ContextManager {
   const Strategy& strategy() const { return *strategy_; }
 
  private:
-  bool is_default() const { return (handle_ & internal::kNotDefaultStrategy) == 0; }
+  bool is_default() const { return internal::IsDefault(handle_); }
   ABSL_ATTRIBUTE_ALWAYS_INLINE Context* CurrentContext() const noexcept {
-    return ABSL_PREDICT_TRUE(is_default()) ? internal::DefaultCurrent()
-                                           : strategy_->Current();
+    return internal::CurrentContextOf(*strategy_, is_default());
   }
   ABSL_ATTRIBUTE_ALWAYS_INLINE const internal::Frame* VisibleFrame()
       const noexcept {
@@ -247,9 +257,7 @@ class ContextManager {
     // the generation check.
     const internal::ManagerHandle handle = handle_;
     const Context* ctx =
-        ABSL_PREDICT_TRUE((handle & internal::kNotDefaultStrategy) == 0)
-            ? internal::DefaultCurrent()
-            : strategy_->Current();
+        internal::CurrentContextOf(*strategy_, internal::IsDefault(handle));
     if (ABSL_PREDICT_FALSE(ctx == nullptr)) return nullptr;
     const internal::Frame* frame = ctx->Slot(internal::SlotOf(handle));
     return frame != nullptr && frame->handle() == handle ? frame : nullptr;

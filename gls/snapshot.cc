@@ -10,9 +10,8 @@ Snapshot Capture() noexcept {
   const int n = internal::RegisteredStrategies(strategies);
   const Strategy* default_strategy = &DefaultStrategy();
   for (int i = 0; i < n; ++i) {
-    const Context* ctx = strategies[i] == default_strategy
-                             ? internal::DefaultCurrent()
-                             : strategies[i]->Current();
+    const Context* ctx = internal::CurrentContextOf(
+        *strategies[i], strategies[i] == default_strategy);
     if (ctx == nullptr) continue;
     internal::Frame* top = ctx->top();
     if (top == nullptr) continue;

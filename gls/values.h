@@ -307,7 +307,6 @@ class Value {
  private:
   struct Ops {
     const std::type_info* type;
-    bool is_inline;
     // Inline, trivially copyable and destructible: copied by memcpy, never
     // destroyed.
     bool is_trivial;
@@ -353,7 +352,7 @@ class Value {
     }
     static void Print(std::ostream& os, const void* p);
     static constexpr Ops kOps = {
-        &typeid(D), IsInline<D>(),
+        &typeid(D),
         IsInline<D>() && std::is_trivially_copyable_v<D> &&
             std::is_trivially_destructible_v<D>,
         &Copy, &Relocate, &Destroy, &Print};

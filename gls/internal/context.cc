@@ -96,11 +96,6 @@ class ContextPool {
     return base == nullptr ? nullptr : &base[id & (kChunkSize - 1)];
   }
 
-  uint64_t Created() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return next_id_;
-  }
-
  private:
   ContextPool() = default;
 
@@ -138,6 +133,15 @@ thread_local ThreadCacheFlusher thread_cache_flusher;
 
 }  // namespace
 
+void WarnFiberMisuseOnce(std::atomic<bool>& flag, const char* what) {
+  if (flag.exchange(true)) return;
+  std::fprintf(stderr,
+               "gls: %s; are fibers switching inside SetValues scopes under "
+               "the thread_local strategy? Use the stack_tag or goid strategy "
+               "for fibers (docs/strategies.md).\n",
+               what);
+}
+
 Context* AcquireContextSlow() { return ContextPool::Get().Acquire(); }
 
 void ReleaseContextSlow(Context* ctx) {
@@ -148,15 +152,9 @@ void ReleaseContextSlow(Context* ctx) {
     // fibers apart. Pooling the context would hand it to a third flow while
     // in use; keeping it out of the pool costs one id.
     static std::atomic<bool> warned{false};
-    if (!warned.exchange(true)) {
-      std::fprintf(stderr,
-                   "gls: context %llu ended while scopes of another flow of "
-                   "execution still use it; are fibers switching inside "
-                   "SetValues scopes under the thread_local strategy? Use the "
-                   "stack_tag or goid strategy for fibers (docs/strategies.md). "
-                   "The context is retired, not reused.\n",
-                   static_cast<unsigned long long>(ctx->id()));
-    }
+    WarnFiberMisuseOnce(warned,
+                        "a context ended while scopes of another flow of "
+                        "execution still use it (it is retired, not reused)");
     return;
   }
   ThreadContextCache& cache = thread_context_cache;
@@ -170,8 +168,6 @@ void ReleaseContextSlow(Context* ctx) {
   }
   ContextPool::Get().Release(ctx);
 }
-
-uint64_t ContextsCreated() { return ContextPool::Get().Created(); }
 
 }  // namespace internal
 

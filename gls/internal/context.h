@@ -178,6 +178,11 @@ class ContextLease {
   Context* const ctx_;
 };
 
+// WarnFiberMisuseOnce(flag, what): prints, once per `flag`, "gls: <what>"
+// followed by the likely cause (fibers switching inside SetValues scopes
+// under a strategy that cannot tell them apart) and the remedy.
+void WarnFiberMisuseOnce(std::atomic<bool>& flag, const char* what);
+
 // EnsureContext(strategy, cb): calls `cb(ctx)` with the running flow's
 // context under `strategy`, first binding a fresh one from the pool (released
 // again after `cb`) if there is none. A template, so `cb` runs inside
@@ -192,10 +197,6 @@ void EnsureContext(const Strategy& strategy, F&& cb) {
   ContextLease lease;
   strategy.RunBound(lease.get(), [&] { cb(lease.get()); });
 }
-
-// Test hooks: how many contexts the pool has created, and how many it holds
-// released.
-uint64_t ContextsCreated();
 
 }  // namespace internal
 }  // namespace gls

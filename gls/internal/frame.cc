@@ -240,15 +240,10 @@ void Scope::EndedOutOfOrder() noexcept {
     retired->push_back(frame_);
   }
   static std::atomic<bool> warned{false};
-  if (!warned.exchange(true)) {
-    std::fprintf(stderr,
-                 "gls: a SetValues scope ended while a newer scope of another "
-                 "flow of execution was active in the same context; are "
-                 "fibers switching inside SetValues scopes under the "
-                 "thread_local strategy? Use the stack_tag or goid strategy "
-                 "for fibers (docs/strategies.md). Its values are kept, not "
-                 "freed.\n");
-  }
+  WarnFiberMisuseOnce(warned,
+                      "a SetValues scope ended while a newer scope of another "
+                      "flow of execution was active in the same context (its "
+                      "values are kept, not freed)");
 }
 
 }  // namespace internal
