@@ -46,7 +46,9 @@
 #include <optional>
 
 #include "absl/functional/function_ref.h"
+#include "gls/bind.h"             // IWYU pragma: export
 #include "gls/context_manager.h"  // IWYU pragma: export
+#include "gls/executor.h"         // IWYU pragma: export
 #include "gls/go.h"               // IWYU pragma: export
 #include "gls/snapshot.h"         // IWYU pragma: export
 #include "gls/strategy.h"         // IWYU pragma: export
