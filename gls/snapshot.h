@@ -75,6 +75,16 @@ class Snapshot {
   // empty(): true if no registered manager had values when captured.
   bool empty() const noexcept { return count_ == 0; }
 
+  // a == b: true if both hold the same captured values (the same capture,
+  // or copies of it). O(1).
+  friend bool operator==(const Snapshot& a, const Snapshot& b) noexcept {
+    if (a.count_ != b.count_) return false;
+    for (int i = 0; i < a.count_; ++i) {
+      if (a.frames_[i] != b.frames_[i]) return false;
+    }
+    return true;
+  }
+
   // Run(fn)
   //
   // Calls `fn()` in the calling flow with exactly the snapshot's values and

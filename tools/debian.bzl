@@ -222,10 +222,13 @@ def debian_repositories():
                 "/usr/include/boost/context/fiber.hpp": "libboost-context-dev",
                 "/usr/include/boost/fiber/all.hpp": "libboost-fiber-dev",
                 "/usr/include/boost/thread/tss.hpp": "libboost-thread-dev",
+                "/usr/include/boost/asio.hpp": "libboost1.74-dev",
             },
             targets = {
                 "context": ["-lboost_context"],
                 "fiber": ["-lboost_fiber", "-lboost_context"],
                 "thread": ["-lboost_thread", "-pthread"],
+                # Header-only: Asio and Beast.
+                "asio": ["-pthread"],
             },
         )
