@@ -8,7 +8,9 @@
 #include <malloc.h>
 #include <signal.h>
 
+#include <chrono>
 #include <condition_variable>
+#include <coroutine>
 #include <cstdio>
 #include <deque>
 #include <mutex>
@@ -21,12 +23,25 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>  // before Asio 1.18's awaitable.hpp, which needs it
 #include <vector>
 
 #include "absl/functional/function_ref.h"
+#include "boost/asio/co_spawn.hpp"
+#include "boost/asio/detached.hpp"
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/asio/this_coro.hpp"
+#include "boost/asio/use_awaitable.hpp"
 #include "boost/fiber/all.hpp"
 #include "boost/thread/tss.hpp"
+#include "gls/bind.h"
 #include "gls/context_manager.h"
+#include "gls/contrib/asio.h"
+#include "gls/contrib/fiber.h"
+#include "gls/coro.h"
 #include "gls/go.h"
 #include "strategies/stack_tag/stack_tag_strategy.h"
 #include "strategies/testing/annotated_fiber.h"
@@ -59,6 +74,20 @@ class System {
   // thread, if the system has a way to.
   virtual std::function<void()> Carry(std::function<void()> fn) { return fn; }
   virtual bool CanCarry() const { return false; }
+  // The executor a user of this system hands to Asio: one that carries
+  // values if the system has an adapter, else the io_context's own.
+  virtual boost::asio::any_io_executor AsioExecutor(boost::asio::io_context& io) {
+    return io.get_executor();
+  }
+  // What a user of this system does on a thread before running fibers, and
+  // to launch one (goid needs to know fiber stacks; harmless for the rest).
+  virtual void PrepareFiberThread() {}
+  virtual boost::fibers::fiber LaunchFiber(std::function<void()> fn) {
+    return boost::fibers::fiber(
+        std::allocator_arg,
+        gls::goid::RegisteredStackAllocator<boost::fibers::fixedsize_stack>(),
+        std::move(fn));
+  }
 };
 
 // ---- gls strategies ----
@@ -76,7 +105,9 @@ class GlsSlot final : public Slot {
   std::optional<int> Get() override {
     const gls::Value* v = mgr_.GetValue(key_);
     if (v == nullptr) return std::nullopt;
-    return *v->TryAs<int>();
+    const int* i = v->TryAs<int>();
+    if (i == nullptr) throw std::logic_error("slot holds a value that is not an int");
+    return *i;
   }
   gls::ContextManager& mgr() { return mgr_; }
 
@@ -97,25 +128,26 @@ class GlsSystem final : public System {
   std::jthread Go(std::function<void()> fn) override { return gls::Go(fn); }
   bool CanCarry() const override { return true; }
   std::function<void()> Carry(std::function<void()> fn) override {
-    // What a user does for an executor: capture every manager's values and
-    // set them again in the task.
-    std::vector<std::pair<gls::ContextManager*, gls::Values>> captured;
-    for (GlsSlot* slot : slots_) {
-      captured.emplace_back(&slot->mgr(), slot->mgr().GetValues());
-    }
-    return [captured, fn] {
-      std::function<void()> run = fn;
-      for (auto& [mgr, values] : captured) {
-        run = [mgr = mgr, values = values, run] { mgr->SetValues(values, run); };
-      }
-      run();
-    };
+    return gls::Bind(std::move(fn));
+  }
+  boost::asio::any_io_executor AsioExecutor(boost::asio::io_context& io) override {
+    return gls::asio::Propagating(io.get_executor());
+  }
+  void PrepareFiberThread() override {
+    // Only the thread_local strategy needs the scheduler hook.
+    if (&s_ == &gls::ThreadLocalStrategy()) gls::fiber::UseThreadLocalSwitching();
+  }
+  boost::fibers::fiber LaunchFiber(std::function<void()> fn) override {
+    return gls::fiber::Launch(
+        std::allocator_arg,
+        gls::goid::RegisteredStackAllocator<boost::fibers::fixedsize_stack>(),
+        std::move(fn));
   }
 
  private:
   std::string name_;
   const gls::Strategy& s_;
-  std::vector<GlsSlot*> slots_;  // live slots, for Carry
+  std::vector<GlsSlot*> slots_;  // live slots
 };
 
 // ---- baselines ----
@@ -126,7 +158,10 @@ int next_raw_slot = 0;
 
 class RawThreadLocalSlot final : public Slot {
  public:
-  RawThreadLocalSlot() : index_(next_raw_slot++ % 8) {}
+  // A new slot starts empty on this thread, as a new thread_local would: an
+  // earlier scenario (interleaved fibers restoring out of order) may have
+  // left a dangling pointer in the reused index.
+  RawThreadLocalSlot() : index_(next_raw_slot++ % 8) { raw_slots[index_] = nullptr; }
   void Set(int value, absl::FunctionRef<void()> fn) override {
     const int* previous = raw_slots[index_];
     struct Restore {
@@ -437,6 +472,174 @@ double HeapBytesPerLiveContext(System& sys, int n) {
   return (static_cast<double>(after) - static_cast<double>(before)) / n;
 }
 
+// Handlers posted to an io_context run by two threads, each from its own
+// scope: every handler must see its poster's value, and a handler posted
+// without the system's adapter must see none.
+Outcome AsioPost(System& sys) {
+  auto slot = sys.NewSlot();
+  boost::asio::io_context io;
+  auto guard = boost::asio::make_work_guard(io);
+  std::vector<std::thread> runners;
+  for (int i = 0; i < 2; ++i) runners.emplace_back([&] { io.run(); });
+  auto ex = sys.AsioExecutor(io);
+  std::mutex mu;
+  std::vector<std::string> errors;
+  auto fail = [&](std::string e) {
+    std::lock_guard<std::mutex> lock(mu);
+    errors.push_back(std::move(e));
+  };
+  std::latch done(100);
+  for (int i = 0; i < 50; ++i) {
+    slot->Set(i, [&] {
+      boost::asio::post(ex, [&, i] {
+        if (slot->Get() != i) fail("handler posted in scope " + std::to_string(i) + " saw " + Show(slot->Get()));
+        done.count_down();
+      });
+      boost::asio::post(io, [&] {
+        if (slot->Get().has_value()) fail("a plain handler saw " + Show(slot->Get()));
+        done.count_down();
+      });
+    });
+  }
+  done.wait();
+  guard.reset();
+  for (auto& t : runners) t.join();
+  return Check(errors.empty(), errors.empty() ? "" : errors.front());
+}
+
+boost::asio::awaitable<void> CheckedSession(Slot* slot, int want,
+                                            std::function<void(std::string)> fail) {
+  auto ex = co_await boost::asio::this_coro::executor;
+  boost::asio::steady_timer timer(ex);
+  for (int round = 0; round < 3; ++round) {
+    timer.expires_after(std::chrono::microseconds(100 * round));
+    co_await timer.async_wait(boost::asio::use_awaitable);
+    if (slot->Get() != want) fail("coroutine " + std::to_string(want) + " saw " + Show(slot->Get()) + " after a timer");
+    co_await boost::asio::post(ex, boost::asio::use_awaitable);
+    if (slot->Get() != want) fail("coroutine " + std::to_string(want) + " saw " + Show(slot->Get()) + " after a post");
+  }
+}
+
+// co_spawn'ed coroutines on an io_context run by two threads, each spawned in
+// its own scope: after every resumption each must see its own value.
+Outcome AsioCoroutine(System& sys) {
+  auto slot = sys.NewSlot();
+  boost::asio::io_context io;
+  auto ex = sys.AsioExecutor(io);
+  std::mutex mu;
+  std::vector<std::string> errors;
+  auto fail = [&](std::string e) {
+    std::lock_guard<std::mutex> lock(mu);
+    errors.push_back(std::move(e));
+  };
+  for (int i = 0; i < 20; ++i) {
+    slot->Set(i, [&] {
+      boost::asio::co_spawn(ex, CheckedSession(slot.get(), i, fail), boost::asio::detached);
+    });
+  }
+  std::vector<std::thread> runners;
+  for (int i = 0; i < 2; ++i) runners.emplace_back([&] { io.run(); });
+  for (auto& t : runners) t.join();
+  return Check(errors.empty(), errors.empty() ? "" : errors.front());
+}
+
+// Boost.Fibers launched inside a scope must start with its value, then set
+// their own and switch away in the middle of it: each sees only its own.
+Outcome FiberLaunch(System& sys) {
+  auto slot = sys.NewSlot();
+  std::vector<std::string> errors;
+  std::thread([&] {
+    sys.PrepareFiberThread();
+    std::vector<boost::fibers::fiber> fibers;
+    for (int f = 0; f < 3; ++f) {
+      slot->Set(100 + f, [&] {
+        fibers.push_back(sys.LaunchFiber([&, f] {
+          boost::this_fiber::yield();
+          if (slot->Get() != 100 + f) {
+            errors.push_back("fiber launched in scope " + std::to_string(100 + f) + " saw " + Show(slot->Get()));
+          }
+          slot->Set(f, [&] {
+            for (int r = 0; r < 3; ++r) {
+              boost::this_fiber::yield();
+              if (slot->Get() != f) {
+                errors.push_back("fiber " + std::to_string(f) + " saw " + Show(slot->Get()));
+              }
+            }
+          });
+        }));
+      });
+    }
+    for (auto& fiber : fibers) fiber.join();
+  }).join();
+  return Check(errors.empty(), errors.empty() ? "" : errors.front());
+}
+
+// Resumes the awaiting coroutine on a new thread.
+struct HopToNewThread {
+  std::vector<std::thread>* threads;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) { threads->emplace_back([h] { h.resume(); }); }
+  void await_resume() const noexcept {}
+};
+
+gls::Task<std::string> HopAndRead(Slot* slot, int want, std::vector<std::thread>* threads) {
+  for (int hop = 0; hop < 3; ++hop) {
+    co_await HopToNewThread{threads};
+    if (slot->Get() != want) {
+      co_return "after hop " + std::to_string(hop) + " the coroutine saw " + Show(slot->Get());
+    }
+  }
+  co_return "";
+}
+
+// A C++20 coroutine (gls::Task) that resumes on other threads must see the
+// value of the scope that created it after every resumption.
+Outcome CoroutineThreadHop(System& sys) {
+  auto slot = sys.NewSlot();
+  std::vector<std::thread> threads;
+  threads.reserve(3);
+  std::string error;
+  slot->Set(4, [&] { error = gls::SyncWait(HopAndRead(slot.get(), 4, &threads)); });
+  // SyncWait returns as the last hop thread finishes the coroutine.
+  for (auto& t : threads) t.join();
+  return Check(error.empty(), error);
+}
+
+// A pool thread runs carried tasks that set values of their own, one that
+// throws inside its scope, and plain tasks in between: no plain task may see
+// anything.
+Outcome ExecutorNoLeak(System& sys) {
+  auto slot = sys.NewSlot();
+  boost::asio::io_context io;
+  auto ex = sys.AsioExecutor(io);
+  std::vector<std::string> errors;
+  for (int i = 0; i < 10; ++i) {
+    slot->Set(i, [&] {
+      boost::asio::post(ex, [&, i] {
+        slot->Set(1000 + i, [&] {
+          if (i % 3 == 0) throw std::runtime_error("task failed");
+        });
+      });
+      boost::asio::post(io, [&] {
+        if (slot->Get().has_value()) errors.push_back("a plain task saw " + Show(slot->Get()));
+      });
+    });
+  }
+  std::thread runner([&] {
+    for (;;) {
+      try {
+        io.run();
+        return;
+      } catch (const std::runtime_error&) {
+        // A task's exception leaves io.run(); the thread goes on serving.
+      }
+    }
+  });
+  runner.join();
+  if (slot->Get().has_value()) errors.push_back("the submitter saw " + Show(slot->Get()));
+  return Check(errors.empty(), errors.empty() ? "" : errors.front());
+}
+
 struct Scenario {
   const char* name;
   Outcome (*run)(System&);
@@ -479,6 +682,11 @@ int main(int argc, char** argv) {
       {"exception", ExceptionInScope},
       {"deep_recursion", DeepRecursion},
       {"signal_handler", SignalHandlerRead},
+      {"asio_post", AsioPost},
+      {"asio_coroutine", AsioCoroutine},
+      {"fiber_launch", FiberLaunch},
+      {"coroutine_thread_hop", CoroutineThreadHop},
+      {"executor_no_leak", ExecutorNoLeak},
   };
 
   std::ostringstream json;
