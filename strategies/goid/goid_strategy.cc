@@ -1,8 +1,11 @@
 #include "strategies/goid/goid_strategy.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <ucontext.h>
 
 #include <cstdarg>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +20,14 @@
 
 namespace gls {
 namespace goid_internal {
+
+// This thread's alternate signal stack as the strategy knows it (empty when
+// it knows none). Read by Current() when the stack pointer is in no
+// registered stack; initial-exec (one %fs-relative load, no TLS wrapper
+// call) with external linkage, like thread_local's slot, so a shared-library
+// build under TSan does not alias it with other thread_locals.
+constinit thread_local SignalStackRange tls_signal_stack
+    __attribute__((tls_model("initial-exec")));
 
 namespace {
 
@@ -124,6 +135,25 @@ void AtForkChild() {
   table.mu().unlock();
 }
 
+// Takes note of this thread's alternate signal stack, if it has one and no
+// ScopedSignalStack named one already. One inside the thread's own stack (a
+// local array) is left out: the handler's stack pointer is then in the
+// thread's registered stack and never reaches the check (see the header).
+void NoteSignalStack(const ThreadStack& t) {
+  SignalStackRange& s = tls_signal_stack;
+  if (s.hi != 0) return;
+  stack_t ss;
+  if (sigaltstack(nullptr, &ss) != 0 || (ss.ss_flags & SS_DISABLE) != 0 ||
+      ss.ss_size == 0) {
+    return;
+  }
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(ss.ss_sp);
+  const uintptr_t hi = lo + ss.ss_size;
+  if (lo < t.hi && t.lo < hi) return;
+  s.lo = lo;
+  s.hi = hi;
+}
+
 // Registers this thread's stack. Its bounds are known and it is not
 // registered yet.
 void RegisterThread(ThreadStack& t) {
@@ -145,6 +175,7 @@ void RegisterThread(ThreadStack& t) {
     table.Assign(t.lo, t.hi, region.get());
   }
   t.region = region.release();
+  NoteSignalStack(t);
 }
 
 ThreadExit::~ThreadExit() {
@@ -374,9 +405,125 @@ void UnregisterAllocatedStack(void* lo, size_t size) noexcept {
   delete registration;
 }
 
+namespace {
+
+// ---------------------------------------------------------------------------
+// Signal handlers on an alternate signal stack.
+
+#if defined(__x86_64__) && defined(__linux__)
+// True if the kernel's signal frame (rt_sigframe) lies right above the frame
+// at `fp`, whose saved frame pointer is `saved_fp`: fp is then the frame of
+// the function the kernel called (the handler, or a sanitizer's wrapper
+// around it), fp + 8 holds its return address (the sigreturn trampoline) and
+// fp + 16 the ucontext_t of the interrupted flow, from which
+// `*interrupted_sp` is taken. Recognized by what the kernel always writes
+// there: the code segment of 64-bit user mode (0x33), the interrupted %rbp
+// (which the called function saved first thing: it is `saved_fp`), and a
+// pointer to the saved FPU state, which the kernel puts just above the
+// ucontext. Reads only [fp + 16, fp + 16 + 240), which must lie below
+// `limit`. (stack_tag's walker has the same check; the two libraries share
+// no code.)
+__attribute__((no_sanitize("address", "thread"))) bool SignalFrameAbove(
+    uintptr_t fp, uintptr_t saved_fp, uintptr_t limit,
+    uintptr_t* interrupted_sp) {
+  constexpr size_t kGregs = offsetof(ucontext_t, uc_mcontext.gregs);
+  constexpr size_t kFpregs = offsetof(ucontext_t, uc_mcontext.fpregs);
+  static_assert(kFpregs == kGregs + NGREG * sizeof(greg_t));
+  // The kernel's ucontext ends after its 8-byte signal mask; the FPU state
+  // follows the siginfo after it, 64-byte aligned.
+  constexpr uintptr_t kKernelUcontextBytes =
+      offsetof(ucontext_t, uc_sigmask) + 8;
+  const uintptr_t uc = fp + 16;
+  if (uc < fp || limit < uc || limit - uc < kFpregs + sizeof(void*)) {
+    return false;
+  }
+  const auto* gregs = reinterpret_cast<const greg_t*>(uc + kGregs);
+  const uintptr_t fpregs = *reinterpret_cast<const uintptr_t*>(uc + kFpregs);
+  if ((gregs[REG_CSGSFS] & 0xffff) != 0x33) return false;
+  if (static_cast<uintptr_t>(gregs[REG_RBP]) != saved_fp) return false;
+  if ((fpregs & 15) != 0 || fpregs < uc + kKernelUcontextBytes ||
+      fpregs - uc > 4096) {
+    return false;
+  }
+  *interrupted_sp = static_cast<uintptr_t>(gregs[REG_RSP]);
+  return true;
+}
+
+// Current() for a flow whose stack pointer is on the alternate signal stack
+// [lo, hi): a handler. Follows the frame-pointer chain, reading only inside
+// [lo, hi), up to the frame the kernel's signal frame lies above, and looks
+// up the interrupted flow's stack pointer, which the kernel saved there. Not
+// the first frame pointer outside [lo, hi): code without frame pointers may
+// have left anything in %rbp, while the saved stack pointer is exact.
+// Nested signals on the same stack are passed through (their frames are
+// inside it). Nothing found, or a chain that looks wrong: nullptr.
+__attribute__((noinline, no_sanitize("address", "thread"))) Context*
+ContextBeyondSignalStack(uintptr_t lo, uintptr_t hi) noexcept {
+  uintptr_t fp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  for (;;) {
+    if (fp < lo || fp >= hi || hi - fp < 16 || (fp & 7) != 0) return nullptr;
+    const uintptr_t next = *reinterpret_cast<const uintptr_t*>(fp);
+    if (next > fp && next < hi) {
+      fp = next;
+      continue;
+    }
+    uintptr_t sp = 0;
+    if (!SignalFrameAbove(fp, next, hi, &sp)) return nullptr;
+    // Interrupted on this very stack (a nested handler whose outer handler
+    // left something else in %rbp): not worth chasing.
+    if (sp - lo < hi - lo) return nullptr;
+    const StackRegion* region = global_table.table.Lookup(sp);
+    return region == nullptr ? nullptr : region->context;
+  }
+}
+#else
+// Elsewhere the signal frame's layout is not known here: a handler on an
+// alternate stack sees no values (the header says so).
+Context* ContextBeyondSignalStack(uintptr_t, uintptr_t) noexcept {
+  return nullptr;
+}
+#endif
+
+}  // namespace
+
 Context* CurrentContext() noexcept {
-  const StackRegion* region = global_table.table.Lookup(ReadStackPointer());
-  return region == nullptr ? nullptr : region->context;
+  const uintptr_t sp = ReadStackPointer();
+  const StackRegion* region = global_table.table.Lookup(sp);
+  if (region != nullptr) [[likely]] return region->context;
+  // In no registered stack: maybe a handler on this thread's alternate
+  // signal stack. One TLS load and a compare; no syscall.
+  const SignalStackRange& s = tls_signal_stack;
+  if (sp - s.lo < s.hi - s.lo) [[unlikely]] {
+    return ContextBeyondSignalStack(s.lo, s.hi);
+  }
+  return nullptr;
+}
+
+SignalStackRange SetSignalStack(const void* lo, size_t size) {
+  const SignalStackRange previous = tls_signal_stack;
+  const uintptr_t l = reinterpret_cast<uintptr_t>(lo);
+  ThreadStack& t = thread_stack;
+  LoadBounds(t);
+  const bool in_thread_stack = l < t.hi && t.lo < l + size;
+  if (in_thread_stack || global_table.table.Lookup(l) != nullptr ||
+      (size > 0 && global_table.table.Lookup(l + size - 1) != nullptr)) {
+    // A handler there would be taken for the flow owning that stack.
+    std::fprintf(stderr,
+                 "gls: goid strategy: ScopedSignalStack: the signal stack "
+                 "[%#lx, %#lx) lies in %s. Put it in memory outside every "
+                 "stack (malloc, mmap, a static array).\n",
+                 static_cast<unsigned long>(l),
+                 static_cast<unsigned long>(l + size),
+                 in_thread_stack ? "this thread's own stack"
+                                 : "a registered stack");
+    std::abort();
+  }
+  tls_signal_stack = SignalStackRange{l, l + size};
+  return previous;
+}
+
+void RestoreSignalStack(SignalStackRange previous) noexcept {
+  tls_signal_stack = previous;
 }
 
 namespace {

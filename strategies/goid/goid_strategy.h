@@ -30,8 +30,25 @@
 //
 // Guarantees:
 //   * Current() is lock-free, wait-free, allocation-free and writes no
-//     memory; async-signal-safe (a handler on the interrupted stack sees the
-//     interrupted flow's values, one on an alternate signal stack sees none).
+//     memory; async-signal-safe. A signal handler sees the interrupted
+//     flow's values, never another flow's:
+//       - on the interrupted stack (no SA_ONSTACK), always;
+//       - on an alternate signal stack (sigaltstack + SA_ONSTACK) the
+//         strategy knows of, on x86-64 Linux: one set before the thread's
+//         first SetValues (the strategy asks sigaltstack() then), or one
+//         named by a gls::goid::ScopedSignalStack. The read follows the
+//         frame-pointer chain from GetValue to the handler, reading only
+//         inside the alternate stack, and looks up the stack pointer the
+//         kernel saved for the interrupted flow in its signal frame. So the
+//         handler, and anything between it and GetValue, must keep frame
+//         pointers (gls's own code does: .bazelrc); where the chain or the
+//         signal frame does not look right, the handler sees no values.
+//         An alternate stack set after the first SetValues and not named
+//         by a ScopedSignalStack, or one on another architecture: no values.
+//         An alternate stack must not lie inside a thread's or fiber's stack
+//         (a local array): a handler there is taken for that stack's flow.
+//     Outside every stack the strategy knows, Current() costs one TLS load
+//     and a compare more than before; no syscall.
 //   * A thread's stack is registered on the thread's first SetValues (or
 //     first ScopedStack inside that stack) and unregistered when the thread
 //     exits (a thread_local destructor), before the runtime can hand the
@@ -82,6 +99,7 @@
 #define STRATEGIES_GOID_GOID_STRATEGY_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "gls/strategy.h"
@@ -102,6 +120,14 @@ Registration* RegisterStack(const void* lo, size_t size);
 void UnregisterStack(Registration* registration) noexcept;
 void RegisterAllocatedStack(void* lo, size_t size);
 void UnregisterAllocatedStack(void* lo, size_t size) noexcept;
+// The calling thread's alternate signal stack as the strategy knows it
+// (ScopedSignalStack; empty: none).
+struct SignalStackRange {
+  uintptr_t lo = 0;
+  uintptr_t hi = 0;
+};
+SignalStackRange SetSignalStack(const void* lo, size_t size);
+void RestoreSignalStack(SignalStackRange previous) noexcept;
 }  // namespace goid_internal
 
 namespace goid {
@@ -134,6 +160,42 @@ class ScopedStack {
 
  private:
   goid_internal::Registration* const registration_;
+};
+
+// ScopedSignalStack
+//
+// Names [lo, lo + size) as the calling thread's alternate signal stack (the
+// one it set, or is about to set, with sigaltstack) for the lifetime of the
+// object, so that GetValue in a handler running there (SA_ONSTACK) sees the
+// interrupted flow's values. Needed only when the alternate stack is set
+// after the thread's first SetValues: one set before is found without it.
+// Per thread, like sigaltstack itself: construct and destroy it on the
+// thread whose stack it names, and destroy it before that memory is freed
+// or reused. Restores the previously named stack (if any) on destruction.
+// The memory must lie outside every thread and fiber stack (aborts with a
+// message otherwise). Neither copyable nor movable. For crash-handler
+// installers.
+//
+// Example: a per-thread crash handler installed after gls is in use.
+//
+//   static thread_local char* alt = new char[256 * 1024];
+//   stack_t ss = {};
+//   ss.ss_sp = alt;
+//   ss.ss_size = 256 * 1024;
+//   sigaltstack(&ss, nullptr);
+//   static thread_local gls::goid::ScopedSignalStack named(alt, ss.ss_size);
+//   // A handler installed with SA_ONSTACK now reads, with GetValue, the
+//   // values of the scope this thread was interrupted in.
+class ScopedSignalStack {
+ public:
+  ScopedSignalStack(const void* lo, size_t size)
+      : previous_(goid_internal::SetSignalStack(lo, size)) {}
+  ~ScopedSignalStack() { goid_internal::RestoreSignalStack(previous_); }
+  ScopedSignalStack(const ScopedSignalStack&) = delete;
+  ScopedSignalStack& operator=(const ScopedSignalStack&) = delete;
+
+ private:
+  const goid_internal::SignalStackRange previous_;
 };
 
 // RegisteredStackAllocator<Base>

@@ -20,7 +20,8 @@
 //     --//strategies/stack_tag:walker=frame_pointer (default) or =libunwind.
 //     frame_pointer follows saved %rbp links (every gls build keeps frame
 //     pointers: .bazelrc) and redoes the walk with libunwind when a link looks
-//     wrong; libunwind uses DWARF CFI and needs no frame pointers.
+//     wrong (never inside a signal handler, see Guarantees); libunwind uses
+//     DWARF CFI and needs no frame pointers.
 //   * StackTagLibunwindStrategy(): always libunwind ("stack_tag_libunwind").
 //   Both read the same tags, so managers using either interoperate.
 //
@@ -34,11 +35,21 @@
 // Guarantees: thread-safe. Current() takes no lock and allocates nothing with
 // the frame-pointer walker, and is then async-signal-safe once the strategy
 // has been used outside the handler: GetValue in a signal handler never sees
-// another flow's values, and sees the interrupted scope's unless the signal
-// landed in code built without frame pointers (libc, a sanitizer's runtime),
-// where it may see none. A miss outside every scope may fall back to a
-// libunwind walk, which allocates for stacks deeper than 16 frames. The
-// libunwind walker is not claimed async-signal-safe.
+// another flow's values, and sees the interrupted scope's, on the
+// interrupted stack and on an alternate signal stack (sigaltstack +
+// SA_ONSTACK) alike, unless the signal landed in code whose %rbp is not a
+// frame pointer (code built without them: libc, a sanitizer's runtime),
+// where it sees none. The walk crosses from a handler on an alternate stack
+// to the interrupted stack through the kernel's signal frame, which it
+// recognizes (x86-64 Linux); the handler, and anything between it and
+// GetValue, must keep frame pointers. Inside a handler (a signal frame on
+// the walked chain) the walk never falls back to libunwind, which is not
+// async-signal-safe: where the chain breaks there, the answer is "none".
+// Outside handlers, a broken chain or a miss outside every scope may fall
+// back to a libunwind walk, which allocates for stacks deeper than 16
+// frames. The libunwind walker (StackTagLibunwindStrategy, or
+// --//strategies/stack_tag:walker=libunwind) is not async-signal-safe and
+// must not be read in a handler.
 //
 // Example:
 //

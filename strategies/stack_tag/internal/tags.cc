@@ -2,10 +2,12 @@
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <ucontext.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -17,7 +19,12 @@ namespace gls {
 namespace stack_tag_internal {
 namespace {
 
-enum class WalkOutcome { kStopped, kChainEnded, kChainBroken };
+enum class WalkOutcome {
+  kStopped,
+  kChainEnded,
+  kChainBroken,                // redo the walk with libunwind
+  kChainBrokenInSignalHandler  // no tag: libunwind is unsafe in a handler
+};
 
 #include GLS_STACK_TAG_FRAME_WALK_INC
 
@@ -273,6 +280,7 @@ class Decoder {
 };
 
 std::atomic<uint64_t> frame_pointer_fallbacks{0};
+std::atomic<uint64_t> signal_handler_walks_given_up{0};
 
 #if defined(__SANITIZE_THREAD__)
 // Under TSan, libunwind's per-thread caches (unw_backtrace's trace cache,
@@ -345,6 +353,10 @@ __attribute__((always_inline)) inline std::optional<uint64_t> ReadTagInline(
     Decoder decoder(layout);
     const WalkOutcome outcome = WalkFramePointers(
         [&](uintptr_t ra) { return decoder.Visit(ra); });
+    if (outcome == WalkOutcome::kChainBrokenInSignalHandler) {
+      signal_handler_walks_given_up.fetch_add(1, std::memory_order_relaxed);
+      return std::nullopt;
+    }
     if (outcome != WalkOutcome::kChainBroken) return decoder.result();
     frame_pointer_fallbacks.fetch_add(1, std::memory_order_relaxed);
   }
@@ -363,6 +375,10 @@ Context* CurrentContextFromTag(Walker walker) noexcept {
 
 uint64_t FramePointerFallbacks() {
   return frame_pointer_fallbacks.load(std::memory_order_relaxed);
+}
+
+uint64_t SignalHandlerWalksGivenUp() {
+  return signal_handler_walks_given_up.load(std::memory_order_relaxed);
 }
 
 namespace {

@@ -42,7 +42,8 @@ enum class Walker {
   // Follows the saved frame-pointer chain: a few loads per frame, no locks,
   // async-signal-safe. Needs every frame between the tag and the reader to
   // keep frame pointers (or at least not clobber %rbp); if the chain looks
-  // broken, the walk is redone with libunwind.
+  // broken, the walk is redone with libunwind, except inside a signal
+  // handler, where it answers "no tag" (frame_walk_x86_64-inl.inc).
   kFramePointer,
   // libunwind's local unwinder (unw_step over DWARF CFI): works without frame
   // pointers; slower, and not async-signal-safe on first use.
@@ -68,8 +69,11 @@ Context* CurrentContextFromTag(Walker walker) noexcept;
 const absl::Status& SelfCheck();
 
 // Statistics for tests and benchmarks: how many frame-pointer walks gave up
-// and were redone with libunwind.
+// and were redone with libunwind, and how many gave up inside a signal
+// handler (a broken chain after a signal frame) and answered "no tag"
+// instead, since libunwind is not async-signal-safe.
 uint64_t FramePointerFallbacks();
+uint64_t SignalHandlerWalksGivenUp();
 
 }  // namespace stack_tag_internal
 }  // namespace gls
