@@ -8,7 +8,9 @@
 // Run (one line):
 //   bazel run -c opt //bench:gls_benchmark -- --benchmark_repetitions=5
 //     --benchmark_report_aggregates_only=true
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,7 +19,14 @@
 
 #include "boost/fiber/fss.hpp"
 #include "boost/thread/tss.hpp"
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/fiber/all.hpp"
+#include "gls/bind.h"
 #include "gls/context_manager.h"
+#include "gls/contrib/asio.h"
+#include "gls/contrib/fiber.h"
 #include "gls/go.h"
 #include "gls/snapshot.h"
 #include "gls/strategy.h"
@@ -292,6 +301,116 @@ void BM_GetValue_BoostFiberSpecificPtr(benchmark::State& state) {
 }
 BENCHMARK(BM_GetValue_BoostFiberSpecificPtr)
     ->Name("BM_GetValue/boost_fiber_specific_ptr");
+
+// ---- Crossing boundaries (gls/bind.h, gls/contrib/asio.h, gls/contrib/fiber.h)
+
+// Runs `fn` inside a scope of two managers (default strategy) with four
+// values each, the shape of a request's context. Managers and values are
+// made once.
+template <typename F>
+void InRequestScope(F&& fn) {
+  static gls::ContextManager* const managers[2] = {new gls::ContextManager(),
+                                                    new gls::ContextManager()};
+  static const gls::Values* const values[2] = {
+      new gls::Values{{gls::GenSym(), 0}, {gls::GenSym(), 1}, {gls::GenSym(), 2}, {gls::GenSym(), 3}},
+      new gls::Values{{gls::GenSym(), 0}, {gls::GenSym(), 1}, {gls::GenSym(), 2}, {gls::GenSym(), 3}}};
+  managers[0]->SetValues(*values[0], [&] { managers[1]->SetValues(*values[1], fn); });
+}
+
+// Posts to an io_context and runs the handlers, as a server's request code
+// and event loop do: 32 posts from inside a request scope, then the 32
+// handlers run by the loop outside it (on this thread). Through the
+// io_context's own executor ("plain": the handlers see no values) or through
+// gls::asio::Propagating ("propagating": each handler runs in the request's
+// values and the loop's are restored after). Time per iteration (32 posts
+// and runs, plus entering the scope once).
+template <bool kPropagating>
+void BM_AsioPost(benchmark::State& state) {
+  constexpr int kBatch = 32;
+  boost::asio::io_context io;
+  auto guard = boost::asio::make_work_guard(io);  // poll_one never stops it
+  auto plain = io.get_executor();
+  auto propagating = gls::asio::Propagating(io.get_executor());
+  int64_t ran = 0;
+  for (auto _ : state) {
+    InRequestScope([&] {
+      for (int i = 0; i < kBatch; ++i) {
+        if constexpr (kPropagating) {
+          boost::asio::post(propagating, [&ran] { ++ran; });
+        } else {
+          boost::asio::post(plain, [&ran] { ++ran; });
+        }
+      }
+    });
+    for (int i = 0; i < kBatch; ++i) benchmark::DoNotOptimize(io.poll_one());
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+  if (ran != static_cast<int64_t>(state.iterations()) * kBatch) {
+    state.SkipWithError("handlers lost");
+  }
+}
+BENCHMARK(BM_AsioPost<false>)->Name("BM_AsioPost/plain");
+BENCHMARK(BM_AsioPost<true>)->Name("BM_AsioPost/propagating");
+
+// Wrapping a small lambda and invoking it once, from a request scope: in a
+// std::function, or with gls::Bind (captures the values; the call runs in
+// them). "elsewhere": bound in the scope, called outside it, so the call
+// must install the values and restore after.
+void BM_BindInvoke_StdFunction(benchmark::State& state) {
+  int64_t calls = 0;
+  InRequestScope([&] {
+    for (auto _ : state) {
+      std::function<void()> f([&calls] { ++calls; });
+      f();
+      benchmark::DoNotOptimize(calls);
+    }
+  });
+}
+BENCHMARK(BM_BindInvoke_StdFunction)->Name("BM_BindInvoke/std_function");
+
+void BM_BindInvoke_Gls(benchmark::State& state) {
+  int64_t calls = 0;
+  InRequestScope([&] {
+    for (auto _ : state) {
+      auto f = gls::Bind([&calls] { ++calls; });
+      f();
+      benchmark::DoNotOptimize(calls);
+    }
+  });
+}
+BENCHMARK(BM_BindInvoke_Gls)->Name("BM_BindInvoke/thread_local");
+
+void BM_BindInvokeElsewhere_Gls(benchmark::State& state) {
+  int64_t calls = 0;
+  std::optional<gls::Bound<std::function<void()>>> bound;
+  InRequestScope([&] { bound.emplace(gls::Bind(std::function<void()>([&calls] { ++calls; }))); });
+  for (auto _ : state) {
+    auto f = *bound;  // a copy: what a task queue hands a worker
+    f();
+    benchmark::DoNotOptimize(calls);
+  }
+}
+BENCHMARK(BM_BindInvokeElsewhere_Gls)->Name("BM_BindInvoke/thread_local_elsewhere");
+
+// Two fibers on one thread passing control back and forth with yield; one
+// iteration is one yield (two fiber switches). "thread_local_hook" runs the
+// same under gls::fiber::ThreadLocalSwitching. Each runs on its own thread,
+// which picks its scheduling algorithm once.
+template <bool kHook>
+void BM_FiberSwitch(benchmark::State& state) {
+  std::thread([&] {
+    if (kHook) gls::fiber::UseThreadLocalSwitching();
+    bool stop = false;
+    boost::fibers::fiber partner([&] {
+      while (!stop) boost::this_fiber::yield();
+    });
+    for (auto _ : state) boost::this_fiber::yield();
+    stop = true;
+    partner.join();
+  }).join();
+}
+BENCHMARK(BM_FiberSwitch<false>)->Name("BM_FiberSwitch/plain")->UseRealTime();
+BENCHMARK(BM_FiberSwitch<true>)->Name("BM_FiberSwitch/thread_local_hook")->UseRealTime();
 
 }  // namespace
 

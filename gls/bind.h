@@ -57,6 +57,9 @@ class Bound {
   Bound(Snapshot snapshot, F fn) noexcept(
       std::is_nothrow_move_constructible_v<F>)
       : snapshot_(std::move(snapshot)), fn_(std::move(fn)) {}
+  // Captures the running flow's values (gls::Capture) for `fn`.
+  template <typename G>
+  Bound(std::in_place_t, G&& fn) : snapshot_(Capture()), fn_(std::forward<G>(fn)) {}
 
   template <typename... Args>
   std::invoke_result_t<F&, Args...> operator()(Args&&... args) {
@@ -104,7 +107,7 @@ class Bound {
 template <typename F>
 [[nodiscard]] Bound<std::decay_t<F>> Bind(F&& fn) {
   internal::CheckCallable(fn, "gls::Bind");
-  return Bound<std::decay_t<F>>(Capture(), std::forward<F>(fn));
+  return Bound<std::decay_t<F>>(std::in_place, std::forward<F>(fn));
 }
 
 }  // namespace gls

@@ -20,11 +20,11 @@ namespace {
 // the old manager (still held by a Snapshot) never match the new one.
 class Registry {
  public:
-  static constexpr uint32_t kChunkBits = 10;
-  static constexpr uint32_t kChunkSize = uint32_t{1} << kChunkBits;
-  static constexpr uint32_t kMaxChunks = 64;
-  static constexpr uint64_t kRegistered = 1;
-  static constexpr uint64_t kLive = 2;
+  static constexpr uint32_t kChunkBits = internal::ManagerStates::kChunkBits;
+  static constexpr uint32_t kChunkSize = internal::ManagerStates::kChunkSize;
+  static constexpr uint32_t kMaxChunks = internal::ManagerStates::kMaxChunks;
+  static constexpr uint64_t kRegistered = internal::ManagerStates::kRegistered;
+  static constexpr uint64_t kLive = internal::ManagerStates::kLive;
 
   static Registry& Get() {
     static Registry* registry = new Registry;  // never destroyed
@@ -55,7 +55,14 @@ class Registry {
     state.store(generation << 2 | kLive | kRegistered, std::memory_order_release);
     strategy_of_slot_.resize(std::max<size_t>(strategy_of_slot_.size(), slot + 1));
     strategy_of_slot_[slot] = strategy_index;
-    registered_[strategy_index].fetch_add(1, std::memory_order_relaxed);
+    if (registered_[strategy_index].fetch_add(1, std::memory_order_relaxed) == 0) {
+      Summary().registered_strategies.fetch_or(uint32_t{1} << strategy_index,
+                                               std::memory_order_release);
+    }
+    if (strategy == &DefaultStrategy()) {
+      Summary().default_strategy_bit.store(uint32_t{1} << strategy_index,
+                                           std::memory_order_release);
+    }
     return generation << 32 | slot;
   }
 
@@ -68,7 +75,12 @@ class Registry {
       return;
     }
     state.store(now & ~kRegistered, std::memory_order_release);
-    registered_[strategy_of_slot_[slot]].fetch_sub(1, std::memory_order_relaxed);
+    const int strategy_index = strategy_of_slot_[slot];
+    if (registered_[strategy_index].fetch_sub(1, std::memory_order_relaxed) == 1) {
+      Summary().registered_strategies.fetch_and(~(uint32_t{1} << strategy_index),
+                                                std::memory_order_release);
+    }
+    Summary().unregistered_live.fetch_add(1, std::memory_order_release);
   }
 
   void Remove(internal::ManagerHandle handle) {
@@ -78,15 +90,8 @@ class Registry {
     std::atomic<uint64_t>& state = State(slot);
     const uint64_t now = state.load(std::memory_order_relaxed);
     state.store(now & ~kLive, std::memory_order_release);
+    Summary().unregistered_live.fetch_sub(1, std::memory_order_release);
     free_slots_.push_back(slot);
-  }
-
-  uint64_t StateOf(uint32_t slot) const {
-    const uint32_t chunk = slot >> kChunkBits;
-    if (chunk >= kMaxChunks) return 0;
-    std::atomic<uint64_t>* base = chunks_[chunk].load(std::memory_order_acquire);
-    if (base == nullptr) return 0;
-    return base[slot & (kChunkSize - 1)].load(std::memory_order_acquire);
   }
 
   int Strategies(const Strategy* out[internal::kMaxStrategies]) const {
@@ -123,29 +128,26 @@ class Registry {
   std::vector<uint32_t> free_slots_;       // guarded by mu_
   uint32_t next_slot_ = 0;                 // guarded by mu_
   std::vector<int> strategy_of_slot_;      // guarded by mu_
-  std::atomic<std::atomic<uint64_t>*> chunks_[kMaxChunks] = {};
+  // The states live in internal::manager_states, for inline readers.
+  std::atomic<std::atomic<uint64_t>*> (&chunks_)[kMaxChunks] =
+      internal::manager_states.chunks;
   std::atomic<const Strategy*> strategies_[internal::kMaxStrategies] = {};
   std::atomic<int> registered_[internal::kMaxStrategies] = {};
+
+  static internal::RegistrySummary& Summary() { return internal::registry_summary; }
 };
 
 }  // namespace
 
 namespace internal {
 
-bool ManagerLive(ManagerHandle handle) noexcept {
-  const uint64_t state = Registry::Get().StateOf(SlotOf(handle));
-  return (state >> 2) == GenerationOf(handle) && (state & Registry::kLive) != 0;
-}
-
-bool ManagerCarried(ManagerHandle handle) noexcept {
-  const uint64_t state = Registry::Get().StateOf(SlotOf(handle));
-  return (state >> 2) == GenerationOf(handle) && (state & Registry::kLive) != 0 &&
-         (state & Registry::kRegistered) != 0;
-}
+constinit ManagerStates manager_states;
 
 int RegisteredStrategies(const Strategy* out[kMaxStrategies]) noexcept {
   return Registry::Get().Strategies(out);
 }
+
+constinit RegistrySummary registry_summary;
 
 }  // namespace internal
 

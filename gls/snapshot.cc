@@ -4,8 +4,7 @@
 
 namespace gls {
 
-Snapshot Capture() noexcept {
-  Snapshot snapshot;
+void internal::CaptureAllStrategies(Snapshot& snapshot) noexcept {
   const Strategy* strategies[internal::kMaxStrategies];
   const int n = internal::RegisteredStrategies(strategies);
   const Strategy* default_strategy = &DefaultStrategy();
@@ -22,7 +21,6 @@ Snapshot Capture() noexcept {
     top->Ref();
     snapshot.frames_[snapshot.count_++] = top;
   }
-  return snapshot;
 }
 
 Snapshot::Snapshot(const Snapshot& other) noexcept : count_(other.count_) {
@@ -30,11 +28,6 @@ Snapshot::Snapshot(const Snapshot& other) noexcept : count_(other.count_) {
     frames_[i] = other.frames_[i];
     frames_[i]->Ref();
   }
-}
-
-Snapshot::Snapshot(Snapshot&& other) noexcept : count_(other.count_) {
-  for (int i = 0; i < count_; ++i) frames_[i] = other.frames_[i];
-  other.count_ = 0;
 }
 
 Snapshot& Snapshot::operator=(const Snapshot& other) noexcept {
@@ -49,16 +42,17 @@ Snapshot& Snapshot::operator=(Snapshot&& other) noexcept {
   if (this != &other) {
     Clear();
     count_ = other.count_;
-    for (int i = 0; i < count_; ++i) frames_[i] = other.frames_[i];
+    for (int i = 0; i < internal::kMaxStrategies; ++i) frames_[i] = other.frames_[i];
     other.count_ = 0;
   }
   return *this;
 }
 
-Snapshot::~Snapshot() { Clear(); }
-
 void Snapshot::Clear() noexcept {
-  for (int i = 0; i < count_; ++i) internal::Frame::Unref(frames_[i]);
+  for (int i = 0; i < count_; ++i) {
+    internal::Frame::Unref(frames_[i]);
+    frames_[i] = nullptr;  // moves copy the whole array
+  }
   count_ = 0;
 }
 
@@ -114,7 +108,52 @@ class Installer {
 
 }  // namespace
 
+bool Snapshot::SeenByRunningFlowSlow() const noexcept {
+  const Strategy* strategies[internal::kMaxStrategies];
+  const int n = internal::RegisteredStrategies(strategies);
+  const Strategy* default_strategy = &DefaultStrategy();
+  uint32_t matched = 0;
+  for (int i = 0; i < n; ++i) {
+    const Context* ctx = internal::CurrentContextOf(
+        *strategies[i], strategies[i] == default_strategy);
+    if (ctx == nullptr || ctx->top() == nullptr) continue;
+    const internal::Frame* top = ctx->top();
+    int j = 0;
+    while (j < count_ && frames_[j] != top) ++j;
+    if (j == count_) return false;  // the flow has values the snapshot lacks
+    matched |= uint32_t{1} << j;
+  }
+  return matched == (uint32_t{1} << count_) - 1;
+}
+
 void Snapshot::RunImpl(absl::FunctionRef<void()> fn) const {
+  if (count_ <= 1 && internal::OnlyDefaultStrategyRegistered()) {
+    // The common case (one strategy, the default, read and bound inline):
+    // the same steps as the Installer's, without its loops and calls.
+    internal::Frame* frame = count_ == 1 ? frames_[0] : nullptr;
+    if (frame == nullptr || frame->strategy() == &DefaultStrategy()) {
+      Context* ctx = internal::DefaultCurrent();
+      if (ctx == nullptr && frame == nullptr) {
+        fn();  // no values here and none to install
+        return;
+      }
+      if (ctx != nullptr) {
+        if (frame == nullptr && ctx->IsEmpty()) {
+          fn();
+          return;
+        }
+        internal::Scope scope(ctx, frame, internal::Scope::InstallTag{});
+        fn();
+        return;
+      }
+      internal::ContextLease lease;
+      internal::DefaultRunBound(lease.get(), [&] {
+        internal::Scope scope(lease.get(), frame, internal::Scope::InstallTag{});
+        fn();
+      });
+      return;
+    }
+  }
   Installer(frames_, count_, fn).Install(0);
 }
 

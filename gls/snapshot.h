@@ -43,6 +43,7 @@
 #ifndef GLS_SNAPSHOT_H_
 #define GLS_SNAPSHOT_H_
 
+#include <functional>
 #include <type_traits>
 
 #include "absl/functional/function_ref.h"
@@ -53,11 +54,15 @@ namespace gls {
 
 class Snapshot;
 
+namespace internal {
+void CaptureAllStrategies(Snapshot& snapshot) noexcept;
+}  // namespace internal
+
 // Capture()
 //
 // The values every registered ContextManager has in the running flow of
 // execution, as one Snapshot. O(1), no allocation.
-Snapshot Capture() noexcept;
+inline Snapshot Capture() noexcept;
 
 // Snapshot
 //
@@ -67,10 +72,16 @@ class Snapshot {
  public:
   Snapshot() noexcept = default;
   Snapshot(const Snapshot& other) noexcept;
-  Snapshot(Snapshot&& other) noexcept;
+  Snapshot(Snapshot&& other) noexcept : count_(other.count_) {
+    // The whole array (unused entries are null): a fixed-size copy.
+    for (int i = 0; i < internal::kMaxStrategies; ++i) frames_[i] = other.frames_[i];
+    other.count_ = 0;
+  }
   Snapshot& operator=(const Snapshot& other) noexcept;
   Snapshot& operator=(Snapshot&& other) noexcept;
-  ~Snapshot();
+  ~Snapshot() {
+    if (count_ != 0) Clear();
+  }
 
   // empty(): true if no registered manager had values when captured.
   bool empty() const noexcept { return count_ == 0; }
@@ -94,13 +105,30 @@ class Snapshot {
   template <typename F>
   std::invoke_result_t<F&> Run(F&& fn) const {
     internal::CheckCallable(fn, "gls::Snapshot::Run");
+    // Run where the values already are (a handler dispatched inline, a bound
+    // callable called in the scope that bound it): nothing to install.
+    if (SeenByRunningFlow()) return std::invoke(fn);
     return internal::CallReturning(
         fn, [&](absl::FunctionRef<void()> f) { RunImpl(f); });
   }
 
  private:
   friend Snapshot Capture() noexcept;
+  friend void internal::CaptureAllStrategies(Snapshot& snapshot) noexcept;
   void RunImpl(absl::FunctionRef<void()> fn) const;
+  // Whether the running flow sees exactly this snapshot's values already:
+  // what Capture() would take here is the same frames, and every live manager
+  // is registered (so the flow's own view of them is the carried view).
+  bool SeenByRunningFlow() const noexcept {
+    if (internal::AnyUnregisteredLiveManager()) return false;
+    if (internal::OnlyDefaultStrategyRegistered()) {
+      const Context* ctx = internal::DefaultCurrent();
+      const internal::Frame* top = ctx == nullptr ? nullptr : ctx->top();
+      return count_ == 0 ? top == nullptr : (count_ == 1 && top == frames_[0]);
+    }
+    return SeenByRunningFlowSlow();
+  }
+  bool SeenByRunningFlowSlow() const noexcept;
   void Clear() noexcept;
 
   // The innermost frame of each strategy's context that had values; each
@@ -108,6 +136,23 @@ class Snapshot {
   internal::Frame* frames_[internal::kMaxStrategies] = {};
   int count_ = 0;
 };
+
+inline Snapshot Capture() noexcept {
+  // One named result on every path, so it is built in place (no move).
+  Snapshot snapshot;
+  if (!internal::OnlyDefaultStrategyRegistered()) {
+    internal::CaptureAllStrategies(snapshot);
+    return snapshot;
+  }
+  // The common case, one strategy: read inline.
+  const Context* ctx = internal::DefaultCurrent();
+  if (ctx != nullptr && ctx->top() != nullptr) {
+    ctx->top()->Ref();
+    snapshot.frames_[0] = ctx->top();
+    snapshot.count_ = 1;
+  }
+  return snapshot;
+}
 
 }  // namespace gls
 

@@ -115,11 +115,14 @@ void Frame::Free(Frame* frame) noexcept {
   FreeBlockOf(frame);
 }
 
-void Frame::Unref(Frame* frame) noexcept {
-  while (frame != nullptr &&
-         frame->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+void Frame::FreeChain(Frame* frame) noexcept {
+  for (;;) {
     Frame* parent = frame->owns_parent_ ? frame->parent_ : nullptr;
     Free(frame);
+    if (parent == nullptr ||
+        parent->refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) {
+      return;
+    }
     frame = parent;
   }
 }
@@ -146,7 +149,7 @@ int64_t LiveFrames() {
 #endif
 }
 
-void Rebuild(Context* ctx, bool may_grow) {
+void Rebuild(Context* ctx, const Frame* old_top) {
   // The innermost frame of each manager wins. Frames at or below the
   // installed snapshot's (run_base) came from another flow: only registered
   // managers' count there (Unregister stops carrying). Frames of destroyed
@@ -155,13 +158,10 @@ void Rebuild(Context* ctx, bool may_grow) {
   // Each slot is written once, from its old frame straight to its new one
   // (never through "empty"), so a signal handler interrupting this sees, for
   // every manager, one complete state or the other.
-  if (may_grow) {
-    for (Frame* f = ctx->top(); f != nullptr; f = f->parent()) {
-      ctx->Reserve(f->slot());
-    }
-  }
   constexpr uint32_t kTracked = 512;
   uint64_t decided[kTracked / 64] = {};
+  // Whether a frame of ctx's chain above `upto` (all of it: nullptr) has
+  // `slot`.
   auto is_decided = [&](uint32_t slot, const Frame* upto) {
     if (slot < kTracked) return (decided[slot / 64] >> (slot % 64) & 1) != 0;
     for (const Frame* f = ctx->top(); f != upto; f = f->parent()) {
@@ -177,20 +177,17 @@ void Rebuild(Context* ctx, bool may_grow) {
     if (slot < kTracked) decided[slot / 64] |= uint64_t{1} << (slot % 64);
     const bool visible =
         carried ? ManagerCarried(f->handle()) : ManagerLive(f->handle());
-    // A slot beyond the table cannot be set without growing it; restores
-    // (may_grow false) only reinstall states whose frames were installed,
-    // so within the table, before.
+    // Within the table: the frame was installed here before (restores), or
+    // the installing scope reserved its slot.
     ctx->SetSlot(slot, visible ? f : nullptr);
   }
-  for (uint32_t slot = 0; slot < ctx->capacity(); ++slot) {
-    if (ctx->Slot(slot) == nullptr) continue;
-    bool in_chain = slot < kTracked ? is_decided(slot, nullptr) : false;
-    if (slot >= kTracked) {
-      for (const Frame* f = ctx->top(); f != nullptr && !in_chain; f = f->parent()) {
-        in_chain = f->slot() == slot;
-      }
+  // Entries the new chain did not decide can only be the old chain's.
+  for (const Frame* f = old_top; f != nullptr; f = f->parent()) {
+    const uint32_t slot = f->slot();
+    if (slot < ctx->capacity() && ctx->Slot(slot) != nullptr &&
+        !is_decided(slot, nullptr)) {
+      ctx->SetSlot(slot, nullptr);
     }
-    if (!in_chain) ctx->SetSlot(slot, nullptr);
   }
 }
 
@@ -206,14 +203,15 @@ Scope::Scope(Context* ctx, Frame* frame, InstallTag)
   }
   ctx_->SetTop(frame_);
   ctx_->set_run_base(frame_);
-  Rebuild(ctx_, /*may_grow=*/false);
+  Rebuild(ctx_, saved_top_);
   ctx_->set_innermost_scope(this);
 }
 
 void Scope::EndInstall() noexcept {
+  const Frame* installed_top = ctx_->top();
   ctx_->SetTop(saved_top_);
   ctx_->set_run_base(saved_run_base_);
-  Rebuild(ctx_, /*may_grow=*/false);
+  Rebuild(ctx_, installed_top);
 }
 
 void Scope::EndedOutOfOrder() noexcept {

@@ -85,7 +85,11 @@ class Frame {
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   // Unref(frame): drops a reference; frees the frame (and whatever parents
   // only it held) on the last one.
-  static void Unref(Frame* frame) noexcept;
+  static void Unref(Frame* frame) noexcept {
+    if (frame->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      FreeChain(frame);
+    }
+  }
   // EndScope(frame): the frame's SetValues scope ends: drops the scope's
   // reference, first pinning the parent if the frame is shared.
   static void EndScope(Frame* frame) noexcept;
@@ -116,6 +120,9 @@ class Frame {
   }
   ~Frame() = default;
   static void Free(Frame* frame) noexcept;
+  // Frees `frame`, whose last reference was just dropped, and drops the
+  // reference it held on its parent, and so on up the chain.
+  static void FreeChain(Frame* frame) noexcept;
 
   std::atomic<uint32_t> refs_{1};
   // Set (by the owning flow, before it drops its reference) when this frame
@@ -133,14 +140,70 @@ class Frame {
 };
 
 // Registry queries (gls/context_manager.cc), lock-free.
+// The registry's per-manager states (generation << 2 | live << 1 |
+// registered), in chunks allocated as slots are first used, never freed:
+// readable inline, lock-free, from any thread or signal handler.
+struct ManagerStates {
+  static constexpr uint32_t kChunkBits = 10;
+  static constexpr uint32_t kChunkSize = uint32_t{1} << kChunkBits;
+  static constexpr uint32_t kMaxChunks = 64;
+  static constexpr uint64_t kRegistered = 1;
+  static constexpr uint64_t kLive = 2;
+  std::atomic<std::atomic<uint64_t>*> chunks[kMaxChunks] = {};
+
+  uint64_t Of(uint32_t slot) const noexcept {
+    const uint32_t chunk = slot >> kChunkBits;
+    if (chunk >= kMaxChunks) return 0;
+    std::atomic<uint64_t>* base = chunks[chunk].load(std::memory_order_acquire);
+    if (base == nullptr) return 0;
+    return base[slot & (kChunkSize - 1)].load(std::memory_order_acquire);
+  }
+};
+extern constinit ManagerStates manager_states;
+
 // ManagerLive(handle): the manager is alive (not destroyed).
-bool ManagerLive(ManagerHandle handle) noexcept;
+inline bool ManagerLive(ManagerHandle handle) noexcept {
+  const uint64_t state = manager_states.Of(SlotOf(handle));
+  return (state >> 2) == GenerationOf(handle) &&
+         (state & ManagerStates::kLive) != 0;
+}
 // ManagerCarried(handle): alive and registered (carried by Go and Run).
-bool ManagerCarried(ManagerHandle handle) noexcept;
+inline bool ManagerCarried(ManagerHandle handle) noexcept {
+  const uint64_t state = manager_states.Of(SlotOf(handle));
+  constexpr uint64_t kBoth = ManagerStates::kLive | ManagerStates::kRegistered;
+  return (state >> 2) == GenerationOf(handle) && (state & kBoth) == kBoth;
+}
 // RegisteredStrategies(out): the strategies of registered managers; at most
 // kMaxStrategies, returns how many.
 inline constexpr int kMaxStrategies = 8;
 int RegisteredStrategies(const Strategy* out[kMaxStrategies]) noexcept;
+// The registry's answers the hot paths of Capture and Snapshot::Run need,
+// kept where an inline load reaches them (written under the registry's lock).
+struct RegistrySummary {
+  // Bit i: strategy i of the registry has registered managers.
+  std::atomic<uint32_t> registered_strategies{0};
+  // The bit of the build's default strategy, once it has a manager; else 0.
+  std::atomic<uint32_t> default_strategy_bit{0};
+  // Managers alive but unregistered: while there are none, a flow's own
+  // values and the values a snapshot of them carries are the same.
+  std::atomic<int> unregistered_live{0};
+};
+extern constinit RegistrySummary registry_summary;
+
+// OnlyDefaultStrategyRegistered(): the registered managers all use the
+// build's default strategy (the common case, served without a loop).
+inline bool OnlyDefaultStrategyRegistered() noexcept {
+  const uint32_t bit =
+      registry_summary.default_strategy_bit.load(std::memory_order_acquire);
+  return bit != 0 &&
+         registry_summary.registered_strategies.load(std::memory_order_acquire) == bit;
+}
+
+// AnyUnregisteredLiveManager(): some manager is alive but unregistered (its
+// values are visible in its own flow but not carried).
+inline bool AnyUnregisteredLiveManager() noexcept {
+  return registry_summary.unregistered_live.load(std::memory_order_acquire) != 0;
+}
 
 // Scope
 //
@@ -207,10 +270,13 @@ class Scope {
   Scope* prev_scope_;
 };
 
-// Rebuild(ctx, may_grow): recomputes ctx's per-manager table from its frames
-// (see Scope). With may_grow false it never allocates (slots beyond the
-// table are skipped; they cannot be visible, see the callers).
-void Rebuild(Context* ctx, bool may_grow);
+// Rebuild(ctx, old_top): recomputes ctx's per-manager table from its frames
+// (see Scope) after its top changed from `old_top`. Never allocates: every
+// slot the new frames need was reserved when they were first installed.
+// Costs the length of the two frame chains, not the size of the table: a
+// table only ever holds frames of its top's chain, so only `old_top`'s chain
+// can have left entries to clear.
+void Rebuild(Context* ctx, const Frame* old_top);
 
 // Test hook: frames alive in the process (-1 in NDEBUG builds, which do not
 // count).
