@@ -218,6 +218,18 @@ def targets_section(recs):
            at_least=True)
     target("goid `GetValue` ÷ `fiber_specific_ptr::get()`",
            ns("goid", "GetValue"), ns("boost_fiber_specific_ptr", "GetValue"), 1.0)
+    # Crossing boundaries (issue "Values follow the request across every
+    # boundary"): carrying values costs against not carrying them.
+    target("`BM_AsioPost/propagating` ÷ `BM_AsioPost/plain` (32 posts in a request scope, "
+           "run outside it)", ns("propagating", "AsioPost"), ns("plain", "AsioPost"), 1.15)
+    target("`BM_BindInvoke/thread_local` ÷ `BM_BindInvoke/std_function`",
+           ns("thread_local", "BindInvoke"), ns("std_function", "BindInvoke"), 4.0)
+    target("`BM_BindInvoke/thread_local_elsewhere` ÷ `BM_BindInvoke/std_function` "
+           "(called outside the binding scope)",
+           ns("thread_local_elsewhere", "BindInvoke"), ns("std_function", "BindInvoke"),
+           float("inf"))
+    target("`BM_FiberSwitch/thread_local_hook` ÷ `BM_FiberSwitch/plain`",
+           ns("thread_local_hook", "FiberSwitch"), ns("plain", "FiberSwitch"), 1.5)
     return ["## Targets, checked in this run", "",
             "Each a ratio of two medians from this run (a limit of inf: reported, "
             "no target).", "",

@@ -232,6 +232,38 @@ TEST_P(GuaranteesTest, SnapshotRunAllocatesNothingInASteadyState) {
   EXPECT_EQ(found, runs) << "every run saw the snapshot's value";
 }
 
+// gls::Bind allocates nothing beyond storing the function: binding a small
+// lambda and calling the result, in the binding scope and outside it (on a
+// flow that must install the values), makes no allocation once warm.
+TEST_P(GuaranteesTest, BindAllocatesNothingBeyondTheFunction) {
+  ContextManager mgr(strategy());
+  int seen = 0;
+  auto bind_and_call = [&] {
+    auto bound = Bind([&] { seen += mgr.GetValue("k") != nullptr; });
+    bound();
+    return bound;
+  };
+  mgr.SetValues({{"k", 1}}, [&] {
+    bind_and_call();  // warm-up
+    EXPECT_EQ(AllocationsDuring([&] {
+                for (int i = 0; i < 100; ++i) bind_and_call();
+              }),
+              0)
+        << "bound and called in the scope";
+  });
+  auto bound = mgr.SetValues({{"k", 1}}, [&] { return bind_and_call(); });
+  ContextManager enclosing(strategy());
+  enclosing.SetValues({{"enclosing", 1}}, [&] {
+    bound();  // warm-up
+    EXPECT_EQ(AllocationsDuring([&] {
+                for (int i = 0; i < 100; ++i) bound();
+              }),
+              0)
+        << "called elsewhere";
+  });
+  EXPECT_EQ(seen, 1 + 100 + 1 + 1 + 100);
+}
+
 // Memory per context is bounded by the managers alive, not by those ever
 // created: 10,000 managers, each created, used once and destroyed, leave a
 // context no bigger than one manager does.
