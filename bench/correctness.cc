@@ -380,7 +380,9 @@ Outcome InterleavedBoostFibers(System& sys) {
           boost::this_fiber::yield();
           if (slot->Get() != f) {
             errors.push_back("fiber " + std::to_string(f) + " saw " +
-                             Show(slot->Get()));
+                             Show(slot->Get()) +
+                             " (no scheduler hook in this scenario; fiber_launch "
+                             "installs the thread_local one)");
           }
         }
       });

@@ -119,10 +119,12 @@ TEST(BoundaryExamples, PropagatingExecutor) {
     mgr.SetValues({{kRequestId, "12345"}}, [&] {
       executor.post([] { MyLog(); });              // "My request id is: 12345"
       pool.post([] { MyLog(); });                  // "No request id found"
+      pool.post(gls::Bind([] { MyLog(); }));       // "My request id is: 12345"
     });
     pool.Drain();
   }
-  EXPECT_EQ(TakeOutput(), "My request id is: 12345\nNo request id found\n");
+  EXPECT_EQ(TakeOutput(),
+            "My request id is: 12345\nNo request id found\nMy request id is: 12345\n");
 
   // std::async needs no wrapper.
   auto f = mgr.SetValues({{kRequestId, "async"}}, [] {

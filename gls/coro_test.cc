@@ -319,5 +319,36 @@ TEST_P(CoroTest, AwaitableThatDeclinesToSuspendContinuesInTheTasksValues) {
   EXPECT_EQ(got, 7);
 }
 
+// The unsafe cell of docs/propagation.md, shown: a coroutine type that knows
+// nothing of gls runs on its resumer's stack and sees the resumer's values.
+struct PlainCoroutine {
+  struct promise_type {
+    PlainCoroutine get_return_object() {
+      return {std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> handle;
+};
+
+PlainCoroutine ReadsAfterSuspending(CoroTest* t, std::string* seen) {
+  co_await std::suspend_always{};
+  *seen = t->Read();
+}
+
+TEST_P(CoroTest, CoroutinesThatAreNotGlsTasksSeeTheirResumersValues) {
+  std::string seen;
+  PlainCoroutine plain;
+  mgr_.SetValues({{key_, std::string("creator")}},
+                 [&] { plain = ReadsAfterSuspending(this, &seen); });
+  plain.handle.resume();  // runs to the co_await
+  mgr_.SetValues({{key_, std::string("resumer")}}, [&] { plain.handle.resume(); });
+  plain.handle.destroy();
+  EXPECT_EQ(seen, "resumer");
+}
+
 }  // namespace
 }  // namespace gls

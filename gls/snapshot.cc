@@ -42,17 +42,14 @@ Snapshot& Snapshot::operator=(Snapshot&& other) noexcept {
   if (this != &other) {
     Clear();
     count_ = other.count_;
-    for (int i = 0; i < internal::kMaxStrategies; ++i) frames_[i] = other.frames_[i];
+    for (int i = 0; i < count_; ++i) frames_[i] = other.frames_[i];
     other.count_ = 0;
   }
   return *this;
 }
 
 void Snapshot::Clear() noexcept {
-  for (int i = 0; i < count_; ++i) {
-    internal::Frame::Unref(frames_[i]);
-    frames_[i] = nullptr;  // moves copy the whole array
-  }
+  for (int i = 0; i < count_; ++i) internal::Frame::Unref(frames_[i]);
   count_ = 0;
 }
 

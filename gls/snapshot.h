@@ -73,14 +73,21 @@ class Snapshot {
   Snapshot() noexcept = default;
   Snapshot(const Snapshot& other) noexcept;
   Snapshot(Snapshot&& other) noexcept : count_(other.count_) {
-    // The whole array (unused entries are null): a fixed-size copy.
-    for (int i = 0; i < internal::kMaxStrategies; ++i) frames_[i] = other.frames_[i];
+    if (count_ == 1) {
+      frames_[0] = other.frames_[0];  // the common case, without a loop
+    } else {
+      for (int i = 0; i < count_; ++i) frames_[i] = other.frames_[i];
+    }
     other.count_ = 0;
   }
   Snapshot& operator=(const Snapshot& other) noexcept;
   Snapshot& operator=(Snapshot&& other) noexcept;
   ~Snapshot() {
-    if (count_ != 0) Clear();
+    if (count_ == 1) {
+      internal::Frame::Unref(frames_[0]);  // the common case, inline
+    } else if (count_ != 0) {
+      Clear();
+    }
   }
 
   // empty(): true if no registered manager had values when captured.
@@ -133,7 +140,9 @@ class Snapshot {
 
   // The innermost frame of each strategy's context that had values; each
   // holds one reference.
-  internal::Frame* frames_[internal::kMaxStrategies] = {};
+  // Entries at and beyond count_ are never read (not even initialized: a
+  // capture writes one pointer in the common case, not the whole array).
+  internal::Frame* frames_[internal::kMaxStrategies];
   int count_ = 0;
 };
 

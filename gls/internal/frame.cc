@@ -158,11 +158,48 @@ void Rebuild(Context* ctx, const Frame* old_top) {
   // Each slot is written once, from its old frame straight to its new one
   // (never through "empty"), so a signal handler interrupting this sees, for
   // every manager, one complete state or the other.
+  if (ctx->top() == nullptr) {
+    // Back to no values (a pool thread between tasks): clear what the old
+    // chain set. Nothing to decide.
+    for (const Frame* f = old_top; f != nullptr; f = f->parent()) {
+      const uint32_t slot = f->slot();
+      if (slot < ctx->capacity() && ctx->Slot(slot) != nullptr) {
+        ctx->SetSlot(slot, nullptr);
+      }
+    }
+    return;
+  }
+  // Slots the new chain decided: a short list for the usual short chains,
+  // a bitmap (and, beyond it, a walk) for long ones.
+  constexpr int kListed = 16;
   constexpr uint32_t kTracked = 512;
-  uint64_t decided[kTracked / 64] = {};
+  uint32_t listed[kListed];
+  int listed_count = 0;
+  bool use_bitmap = false;
+  uint64_t decided[kTracked / 64];
+  auto mark = [&](uint32_t slot) {
+    if (!use_bitmap && listed_count < kListed) {
+      listed[listed_count++] = slot;
+      return;
+    }
+    if (!use_bitmap) {
+      use_bitmap = true;
+      for (uint64_t& word : decided) word = 0;
+      for (int i = 0; i < listed_count; ++i) {
+        if (listed[i] < kTracked) decided[listed[i] / 64] |= uint64_t{1} << (listed[i] % 64);
+      }
+    }
+    if (slot < kTracked) decided[slot / 64] |= uint64_t{1} << (slot % 64);
+  };
   // Whether a frame of ctx's chain above `upto` (all of it: nullptr) has
   // `slot`.
   auto is_decided = [&](uint32_t slot, const Frame* upto) {
+    if (!use_bitmap) {
+      for (int i = 0; i < listed_count; ++i) {
+        if (listed[i] == slot) return true;
+      }
+      return false;
+    }
     if (slot < kTracked) return (decided[slot / 64] >> (slot % 64) & 1) != 0;
     for (const Frame* f = ctx->top(); f != upto; f = f->parent()) {
       if (f->slot() == slot) return true;
@@ -174,7 +211,7 @@ void Rebuild(Context* ctx, const Frame* old_top) {
     if (f == ctx->run_base()) carried = true;
     const uint32_t slot = f->slot();
     if (is_decided(slot, f)) continue;  // an inner frame won
-    if (slot < kTracked) decided[slot / 64] |= uint64_t{1} << (slot % 64);
+    mark(slot);
     const bool visible =
         carried ? ManagerCarried(f->handle()) : ManagerLive(f->handle());
     // Within the table: the frame was installed here before (restores), or
