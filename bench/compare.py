@@ -35,6 +35,52 @@ def log(message):
     print(f"compare: {message}", file=sys.stderr, flush=True)
 
 
+class Progress:
+    """Progress on stderr: the phase, step n of m, time elapsed and an estimate
+    of what is left (from typical phase durations on a 2-core machine, then
+    from this run's own pace within a phase)."""
+
+    # Typical seconds per phase: full mode, quick mode.
+    TYPICAL = {"C++ benchmarks": (300, 8), "C++ correctness and memory": (25, 4),
+               "Go harness": (170, 6)}
+
+    def __init__(self, phases, quick):
+        self.phases = phases
+        self.quick = quick
+        self.start = time.monotonic()
+        self.index = 0
+        self.phase_start = self.start
+        self.last_report = 0.0
+
+    def typical(self, phase):
+        return self.TYPICAL.get(phase, (60, 5))[1 if self.quick else 0]
+
+    def begin(self, index):
+        self.index = index
+        self.phase_start = time.monotonic()
+        self.report(force=True)
+
+    def report(self, done=None, total=None, force=False):
+        now = time.monotonic()
+        if not force and now - self.last_report < 10:
+            return
+        self.last_report = now
+        phase = self.phases[self.index]
+        in_phase = now - self.phase_start
+        if done and total:
+            phase_left = in_phase / done * (total - done)
+            detail = f": {done} of {total}"
+        else:
+            phase_left = max(self.typical(phase) - in_phase, 0)
+            detail = ""
+        later = sum(self.typical(p) for p in self.phases[self.index + 1:])
+        log(f"[step {self.index + 1} of {len(self.phases)}] {phase}{detail}, "
+            f"{now - self.start:.0f} s elapsed, about {phase_left + later:.0f} s left")
+
+
+PROGRESS = None
+
+
 def run(cmd, **kwargs):
     log("running " + " ".join(cmd))
     start = time.monotonic()
@@ -48,8 +94,18 @@ def run(cmd, **kwargs):
 NAME_RE = re.compile(r"^BM_(?P<op>[A-Za-z]+)/(?P<system>[a-z_]+)(?P<rest>(/[^/]+)*)$")
 
 
+# The one place rows are renamed: benchmark family (BM_<Family>/...) ->
+# workload in results.json, where the name differs. docs/benchmarks.md
+# ("results.json") lists the same mapping; .ci/run relies on it.
+WORKLOAD_OF_FAMILY = {
+    "SetValues": "SetValuesOutermost",   # outermost scope: takes an id from the pool
+    "SetValuesNested": "SetValues",      # inside an enclosing scope
+    "GetValueOutsideScope": "OutsideScope",
+}
+
+
 def parse_cpp_name(run_name):
-    """BM_<Op>/<system>[/<param>:<value>...] -> (system, workload, params)."""
+    """BM_<Family>/<system>[/<param>:<value>...] -> (system, workload, params)."""
     m = NAME_RE.match(run_name)
     if not m:
         return None
@@ -59,13 +115,11 @@ def parse_cpp_name(run_name):
         if ":" in part:
             k, v = part.split(":", 1)
             params[k] = int(v) if v.isdigit() else v
-    if op == "SetValues":  # outermost scope: takes an id from the pool
-        return system, "SetValuesOutermost", {"values": 1}
-    if op == "SetValuesNested":
-        return system, "SetValues", params
+    if op == "SetValues":
+        params = {"values": 1}
     if op == "Spawn":
-        return system, "Spawn", {"kind": "go" if params.get("go") == 1 else "plain"}
-    return system, op, params
+        params = {"kind": "go" if params.get("go") == 1 else "plain"}
+    return system, WORKLOAD_OF_FAMILY.get(op, op), params
 
 
 def cpp_benchmarks(binary, quick, tmp):
@@ -75,9 +129,20 @@ def cpp_benchmarks(binary, quick, tmp):
         cmd += ["--benchmark_min_time=0.01"]
     else:
         cmd += ["--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true"]
-    result = run(cmd)
-    if result.returncode != 0:
-        raise RuntimeError(f"{binary} exited {result.returncode}: {result.stderr[-500:]}")
+    listed = subprocess.run([binary, "--benchmark_list_tests"], text=True, capture_output=True)
+    total = len([line for line in listed.stdout.splitlines() if line.startswith("BM_")])
+    log("running " + " ".join(cmd))
+    done = 0
+    with subprocess.Popen(cmd, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        for line in proc.stdout:
+            # One console line per benchmark (quick) or per aggregate (full).
+            if line.startswith("BM_") and (quick or "_median" in line.split()[0]):
+                done += 1
+                if PROGRESS:
+                    PROGRESS.report(done, total)
+        stderr = proc.stderr.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{binary} exited {proc.returncode}: {stderr[-500:]}")
     data = json.load(open(out))
     scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
     records = []
@@ -218,6 +283,9 @@ def targets_section(recs):
            at_least=True)
     target("goid `GetValue` ÷ `fiber_specific_ptr::get()`",
            ns("goid", "GetValue"), ns("boost_fiber_specific_ptr", "GetValue"), 1.0)
+    target("stack_tag `BM_GetValueOutsideScope` (fresh thread, no scope) ÷ "
+           "`BM_GetValue/stack_tag/depth:8`",
+           ns("stack_tag", "OutsideScope"), ns("stack_tag", "GetValue", depth=8), 2.0)
     # Crossing boundaries (issue "Values follow the request across every
     # boundary"): carrying values costs against not carrying them.
     target("`BM_AsioPost/propagating` ÷ `BM_AsioPost/plain` (32 posts in a request scope, "
@@ -277,6 +345,9 @@ def write_report(out_dir, results):
         ("spawn: plain thread / goroutine", "Spawn", {"kind": "plain"}),
         ("spawn: gls::Go / gls.Go", "Spawn", {"kind": "go"}),
         ("memory per live context", "MemoryPerContext", {}),
+        ("GetValue outside every scope (fresh thread)", "OutsideScope", {}),
+        ("SetValues as written (Values built per call)", "SetValuesAsWritten", {}),
+        ("memory per thread that used gls", "MemoryPerThread", {}),
     ]
     lines += ["## Workloads", "",
               "| system | " + " | ".join(w[0] for w in workloads) + " | 2-thread scaling |",
@@ -288,7 +359,7 @@ def write_report(out_dir, results):
         refs = [find(recs, REFERENCE, w, **p) for _, w, p in workloads]
         one, two = cells[5], cells[6]
         scaling = f"{one['median_ns'] / two['median_ns']:.2f}×" if one and two else "—"
-        row = [fmt_ns(c) + (ratio(ref, c) if w != "MemoryPerContext" else "")
+        row = [fmt_ns(c) + (ratio(ref, c) if not w.startswith("Memory") else "")
                for c, ref, (_, w, _) in zip(cells, refs, workloads)]
         lines.append(f"| {s} | " + " | ".join(row) + f" | {scaling} |")
     lines += ["",
@@ -332,17 +403,29 @@ def write_chart(out_dir, records, tmp):
     gnuplot = shutil.which("gnuplot")
     if gnuplot is None:
         raise RuntimeError("gnuplot not found: run tools/setup (Debian package gnuplot-nox)")
-    # One colour and point shape per system: gnuplot's default cycle repeats
-    # after eight, which would make two systems look alike.
+    # One colour and point shape per system (gnuplot's default cycle repeats
+    # after eight, which would make two systems look alike). Line style tells
+    # the families apart: gls's strategies thick and solid, other C++ systems
+    # thin and solid, Go systems dashed; a system with one figure for every
+    # depth is drawn flat, dash-dotted.
     palette = ["#9400d3", "#009e73", "#56b4e9", "#e69f00", "#f0e442", "#0072b2",
                "#d55e00", "#000000", "#cc79a7", "#7f7f7f", "#8b4513", "#2e8b57"]
+    palette[4] = "#b8860b"  # dark gold: the light yellow vanished on white
+    gls_systems = {"thread_local", "stack_tag", "stack_tag_libunwind", "goid"}
+    go_systems = {r["system"] for r in records if r.get("source", "").startswith("go")}
     series = []
     for n, s in enumerate(systems_in(records)):
         points = [(i, find(records, s, "GetValue", depth=d)) for i, d in enumerate(DEPTHS)]
         points = [(i, r["median_ns"]) for i, r in points if r and r.get("median_ns")]
         colour = palette[n % len(palette)]
-        style = f"with linespoints lw 2 pt {5 + n % 9} lc rgb '{colour}'"
-        title = s
+        if s in gls_systems:
+            width, dash, family = 3.5, 1, "gls"
+        elif s in go_systems:
+            width, dash, family = 1.5, 2, "Go"
+        else:
+            width, dash, family = 1.5, 1, "C++"
+        style = f"with linespoints lw {width} dt {dash} pt {5 + n % 9} ps 1.3 lc rgb '{colour}'"
+        title = f"{s} ({family})"
         if not points:
             # Systems that do not walk the stack: their one GetValue figure,
             # drawn flat across the depths.
@@ -350,8 +433,8 @@ def write_chart(out_dir, records, tmp):
             if flat is None or not flat.get("median_ns"):
                 continue
             points = [(i, flat["median_ns"]) for i in range(len(DEPTHS))]
-            style = f"with lines lw 2 dt 2 lc rgb '{colour}'"
-            title = s + " (flat)"
+            style = f"with lines lw {max(width, 2.5)} dt 4 lc rgb '{colour}'"
+            title = f"{s} ({family}, flat)"
         path = os.path.join(tmp, f"series_{s}.dat")
         with open(path, "w") as f:
             f.writelines(f"{i} {v}\n" for i, v in points)
@@ -409,8 +492,10 @@ def main():
             ("C++ correctness and memory", lambda: _cpp_correctness(results, args)),
             ("Go harness", lambda: _go(results, args, tmp)),
         ]
-        for name, step in parts:
-            log(f"{name}...")
+        global PROGRESS
+        PROGRESS = Progress([name for name, _ in parts], args.quick)
+        for index, (name, step) in enumerate(parts):
+            PROGRESS.begin(index)
             try:
                 step()
             except Exception as e:  # reported, never hidden

@@ -642,6 +642,36 @@ Outcome ExecutorNoLeak(System& sys) {
   return Check(errors.empty(), errors.empty() ? "" : errors.front());
 }
 
+// Heap bytes a thread costs once it has used the system: `n` threads park
+// before any use, then each enters and leaves one scope and parks again
+// (outside every scope, as a pool thread between requests); the heap
+// difference divided by `n` is what stays allocated per thread: its context
+// and, for goid, its stack's registration.
+double HeapBytesPerThread(System& sys, int n) {
+  auto slot = sys.NewSlot();
+  slot->Set(0, [] {});  // process-wide first-use allocations
+  std::latch before(n + 1), after(n + 1), done(1), use(1);
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      before.arrive_and_wait();
+      use.wait();
+      slot->Set(i, [] {});
+      after.arrive_and_wait();
+      done.wait();
+    });
+  }
+  before.arrive_and_wait();
+  const size_t heap_before = mallinfo2().uordblks;
+  use.count_down();
+  after.arrive_and_wait();
+  const size_t heap_after = mallinfo2().uordblks;
+  done.count_down();
+  for (auto& t : threads) t.join();
+  return (static_cast<double>(heap_after) - static_cast<double>(heap_before)) / n;
+}
+
 struct Scenario {
   const char* name;
   Outcome (*run)(System&);
@@ -722,6 +752,15 @@ int main(int argc, char** argv) {
          << ", \"repetitions\": 1, \"unit\": \"bytes\", \"live_contexts\": "
          << threads << "}";
     first = false;
+  }
+  for (auto& sys : systems) {
+    std::cerr << "memory per thread: " << sys->name() << "\n";
+    const double bytes = HeapBytesPerThread(*sys, threads);
+    json << ",\n  {\"system\": \"" << sys->name()
+         << "\", \"workload\": \"MemoryPerThread\", \"params\": {}, "
+         << "\"median_ns\": null, \"value\": " << bytes
+         << ", \"repetitions\": 1, \"unit\": \"bytes\", \"threads\": "
+         << threads << "}";
   }
   json << "\n]}\n";
   std::cout << json.str();

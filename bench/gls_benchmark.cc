@@ -157,6 +157,30 @@ BENCHMARK_CAPTURE(BM_GetValueMiss, stack_tag, &gls::StackTagStrategy());
 BENCHMARK_CAPTURE(BM_GetValueMiss, goid, &gls::GoidStrategy());
 BENCHMARK_CAPTURE(BM_GetValueMiss, stack_tag_libunwind, &gls::StackTagLibunwindStrategy());
 
+// GetValue with no scope active at all, on a freshly started std::thread
+// (the thread's first gls reads are warm-up; the timed loop runs on it): what
+// a log line outside every request costs. Registered as
+// BM_GetValueOutsideScope/<strategy>.
+void BM_GetValueOutsideScope(benchmark::State& state, const gls::Strategy* strategy) {
+  gls::ContextManager mgr(*strategy);
+  const gls::ContextKey key = gls::GenSym();
+  std::thread([&] {
+    for (int i = 0; i < 16; ++i) benchmark::DoNotOptimize(mgr.GetValue(key));
+    for (auto _ : state) {
+      benchmark::DoNotOptimize(mgr.GetValue(key));
+    }
+  }).join();
+}
+BENCHMARK_CAPTURE(BM_GetValueOutsideScope, thread_local, &gls::ThreadLocalStrategy())
+    ->Name("BM_GetValueOutsideScope/thread_local")->UseRealTime();
+BENCHMARK_CAPTURE(BM_GetValueOutsideScope, stack_tag, &gls::StackTagStrategy())
+    ->Name("BM_GetValueOutsideScope/stack_tag")->UseRealTime();
+BENCHMARK_CAPTURE(BM_GetValueOutsideScope, goid, &gls::GoidStrategy())
+    ->Name("BM_GetValueOutsideScope/goid")->UseRealTime();
+BENCHMARK_CAPTURE(BM_GetValueOutsideScope, stack_tag_libunwind,
+                  &gls::StackTagLibunwindStrategy())
+    ->Name("BM_GetValueOutsideScope/stack_tag_libunwind")->UseRealTime();
+
 // The floor: one read of a thread_local pointer.
 thread_local int* raw_thread_local_value = nullptr;
 void BM_GetValue_RawThreadLocal(benchmark::State& state) {
@@ -195,6 +219,22 @@ BENCHMARK_CAPTURE(BM_SetValues, thread_local, &gls::ThreadLocalStrategy());
 BENCHMARK_CAPTURE(BM_SetValues, stack_tag, &gls::StackTagStrategy());
 BENCHMARK_CAPTURE(BM_SetValues, goid, &gls::GoidStrategy());
 BENCHMARK_CAPTURE(BM_SetValues, stack_tag_libunwind, &gls::StackTagLibunwindStrategy());
+
+// SetValues as users write it: the Values built in the loop from a key and a
+// short string literal, `mgr.SetValues({{kRequestId, "12345"}}, fn)`, outside
+// any context. BM_SetValues builds its Values once, outside the loop.
+void BM_SetValuesAsWritten(benchmark::State& state, const gls::Strategy* strategy) {
+  gls::ContextManager mgr(*strategy);
+  const gls::ContextKey key = gls::GenSym();
+  for (auto _ : state) {
+    mgr.SetValues({{key, "12345"}}, [] { benchmark::ClobberMemory(); });
+  }
+}
+BENCHMARK_CAPTURE(BM_SetValuesAsWritten, thread_local, &gls::ThreadLocalStrategy());
+BENCHMARK_CAPTURE(BM_SetValuesAsWritten, stack_tag, &gls::StackTagStrategy());
+BENCHMARK_CAPTURE(BM_SetValuesAsWritten, goid, &gls::GoidStrategy());
+BENCHMARK_CAPTURE(BM_SetValuesAsWritten, stack_tag_libunwind,
+                  &gls::StackTagLibunwindStrategy());
 
 // SetValues with `values` values inside an enclosing scope with one value:
 // copies the enclosing value into the new scope too.
