@@ -10,6 +10,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -19,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "boost/context/fixedsize_stack.hpp"
@@ -37,6 +39,7 @@ using goid::RegisteredStackAllocator;
 using goid::ScopedStack;
 using goid_internal::GlobalStackTable;
 using goid_internal::ReadStackPointer;
+using goid_internal::StackTable;
 using testing::AnnotatedFiber;
 using Yield = AnnotatedFiber::Yield;
 
@@ -579,6 +582,43 @@ TEST(GoidStrategyTest, NewThreadOnAnExitedThreadsStackStartsFresh) {
 
 TEST(GoidStrategyTest, NewThreadOnAnExitedThreadsUnalignedStackStartsFresh) {
   CheckThreadStackReuse(0x7f0);
+}
+
+// The memory target: a thread with an 8 MiB stack costs at most 2 KiB of
+// table once registered (leaves and split nodes; a mid node, 64 KiB for
+// every stack in an 8 GiB range, is counted apart). Fresh memory, so the
+// table has nothing for it yet (unless the allocator hands back addresses an
+// earlier test registered: then it costs less).
+void CheckEightMiBThreadCost(size_t offset) {
+  constexpr size_t kEightMiB = size_t{8} << 20;
+  ContextManager mgr(S());
+  StackMemory memory(kEightMiB, offset);
+  StackTable& table = GlobalStackTable();
+  auto shared_bytes = [&] {
+    std::lock_guard<std::mutex> lock(table.mu());
+    return std::pair(table.node_bytes() - table.mid_node_bytes(),
+                     table.mid_node_bytes());
+  };
+  const auto [before, mid_before] = shared_bytes();
+  size_t cost = 0;
+  size_t mid_cost = 0;
+  RunThreadOnStack(memory.lo(), memory.size(), [&] {
+    mgr.SetValues({{"k", 1}}, [&] {
+      EXPECT_TRUE(IsRegisteredStack(memory.middle()));
+      const auto [after, mid_after] = shared_bytes();
+      cost = after - before;
+      mid_cost = mid_after - mid_before;
+    });
+  });
+  EXPECT_LE(cost, 2048u);
+  std::printf("8 MiB thread stack at offset %#zx: %zu bytes of table "
+              "(+ %zu of new mid nodes)\n",
+              offset, cost, mid_cost);
+}
+
+TEST(GoidStrategyTest, EightMiBThreadStackCostsAtMost2KB) {
+  CheckEightMiBThreadCost(0);
+  CheckEightMiBThreadCost(0x7f0);
 }
 
 // A thread that exits from the middle of a scope (pthread_exit unwinds) and

@@ -19,17 +19,18 @@ StackTable::~StackTable() {
   }
 }
 
-std::atomic<uintptr_t>* StackTable::LeafSlots(uintptr_t page, bool create) {
-  std::atomic<Mid*>& mid_slot = root_[page >> (kLeafBits + kMidBits)];
+std::atomic<uintptr_t>* StackTable::LeafSlots(uintptr_t block, bool create) {
+  std::atomic<Mid*>& mid_slot = root_[block >> (kLeafBits + kMidBits)];
   Mid* mid = mid_slot.load(std::memory_order_relaxed);
   if (mid == nullptr) {
     if (!create) return nullptr;
     mid = new Mid;
     // Release: a reader that sees the node sees it zeroed.
     mid_slot.store(mid, std::memory_order_release);
+    ++mid_count_;
   }
   std::atomic<Leaf*>& leaf_slot =
-      mid->leaves[(page >> kLeafBits) & (kMidSize - 1)];
+      mid->leaves[(block >> kLeafBits) & (kMidSize - 1)];
   Leaf* leaf = leaf_slot.load(std::memory_order_relaxed);
   if (leaf == nullptr) {
     if (!create) return nullptr;
@@ -37,21 +38,23 @@ std::atomic<uintptr_t>* StackTable::LeafSlots(uintptr_t page, bool create) {
     leaf_slot.store(leaf, std::memory_order_release);
     ++leaf_count_;
   }
-  return leaf->pages;
+  return leaf->blocks;
 }
 
 template <typename Fn>
-void StackTable::ForEachPage(uintptr_t lo, uintptr_t hi, bool create, Fn fn) {
-  uintptr_t page = lo >> kPageBits;
-  const uintptr_t last_page = (hi - 1) >> kPageBits;
-  while (page <= last_page) {
-    const uintptr_t leaf_last = std::min(last_page, (page | (kLeafSize - 1)));
-    if (std::atomic<uintptr_t>* slots = LeafSlots(page, create)) {
-      for (; page <= leaf_last; ++page) {
-        fn(&slots[page & (kLeafSize - 1)], page << kPageBits);
+void StackTable::ForEachBlock(uintptr_t lo, uintptr_t hi, bool create,
+                              Fn fn) {
+  uintptr_t block = lo >> kBlockBits;
+  const uintptr_t last_block = (hi - 1) >> kBlockBits;
+  while (block <= last_block) {
+    const uintptr_t leaf_last =
+        std::min(last_block, (block | (kLeafSize - 1)));
+    if (std::atomic<uintptr_t>* slots = LeafSlots(block, create)) {
+      for (; block <= leaf_last; ++block) {
+        fn(&slots[block & (kLeafSize - 1)], block << kBlockBits);
       }
     }
-    page = leaf_last + 1;
+    block = leaf_last + 1;
   }
 }
 
@@ -141,23 +144,23 @@ void StackTable::PrepareSpan(std::atomic<uintptr_t>* slot, uintptr_t span_lo,
 
 void StackTable::Prepare(uintptr_t lo, uintptr_t hi) {
   if (lo >= hi) return;
-  ForEachPage(lo, hi, /*create=*/true,
-              [&](std::atomic<uintptr_t>* slot, uintptr_t page_lo) {
-                PrepareSpan(slot, page_lo, kPageBits, lo, hi);
-              });
+  ForEachBlock(lo, hi, /*create=*/true,
+               [&](std::atomic<uintptr_t>* slot, uintptr_t block_lo) {
+                 PrepareSpan(slot, block_lo, kBlockBits, lo, hi);
+               });
 }
 
 void StackTable::Assign(uintptr_t lo, uintptr_t hi, StackRegion* region) {
   if (lo >= hi) return;
   const uintptr_t value = reinterpret_cast<uintptr_t>(region);
-  ForEachPage(lo, hi, /*create=*/region != nullptr,
-              [&](std::atomic<uintptr_t>* slot, uintptr_t page_lo) {
-                if (lo <= page_lo && page_lo + kPageSize <= hi &&
-                    StoreWhole(slot, value, kSplitTag)) {
-                  return;
-                }
-                AssignSpan(slot, page_lo, kPageBits, lo, hi, value);
-              });
+  ForEachBlock(lo, hi, /*create=*/region != nullptr,
+               [&](std::atomic<uintptr_t>* slot, uintptr_t block_lo) {
+                 if (lo <= block_lo && block_lo + kBlockSize <= hi &&
+                     StoreWhole(slot, value, kSplitTag)) {
+                   return;
+                 }
+                 AssignSpan(slot, block_lo, kBlockBits, lo, hi, value);
+               });
 }
 
 void StackTable::CollectSpan(uintptr_t entry, uintptr_t span_lo, int span_bits,
@@ -201,25 +204,26 @@ void StackTable::CollectRuns(uintptr_t lo, uintptr_t hi,
   // Starts with an empty run that the first span extends, so CollectSpan
   // never has to check for "no run yet".
   std::vector<Run> runs{Run{lo, lo, Lookup(lo)}};
-  uintptr_t page = lo >> kPageBits;
-  const uintptr_t last_page = (hi - 1) >> kPageBits;
-  while (page <= last_page) {
-    const uintptr_t leaf_last = std::min(last_page, (page | (kLeafSize - 1)));
+  uintptr_t block = lo >> kBlockBits;
+  const uintptr_t last_block = (hi - 1) >> kBlockBits;
+  while (block <= last_block) {
+    const uintptr_t leaf_last =
+        std::min(last_block, (block | (kLeafSize - 1)));
     // LeafSlots creates nothing when !create; it is non-const only for that.
     const std::atomic<uintptr_t>* slots =
-        const_cast<StackTable*>(this)->LeafSlots(page, /*create=*/false);
-    for (; page <= leaf_last; ++page) {
+        const_cast<StackTable*>(this)->LeafSlots(block, /*create=*/false);
+    for (; block <= leaf_last; ++block) {
       const uintptr_t entry =
           slots == nullptr
               ? 0
-              : slots[page & (kLeafSize - 1)].load(std::memory_order_relaxed);
-      const uintptr_t page_lo = page << kPageBits;
+              : slots[block & (kLeafSize - 1)].load(std::memory_order_relaxed);
+      const uintptr_t block_lo = block << kBlockBits;
       if (entry == reinterpret_cast<uintptr_t>(runs.back().owner) &&
-          lo <= page_lo && page_lo + kPageSize <= hi) {
-        runs.back().hi = page_lo + kPageSize;  // the common case, inline
+          lo <= block_lo && block_lo + kBlockSize <= hi) {
+        runs.back().hi = block_lo + kBlockSize;  // the common case, inline
         continue;
       }
-      CollectSpan(entry, page_lo, kPageBits, lo, hi, &runs);
+      CollectSpan(entry, block_lo, kBlockBits, lo, hi, &runs);
     }
   }
   out->insert(out->end(), runs.begin(), runs.end());

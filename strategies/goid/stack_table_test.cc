@@ -3,6 +3,7 @@
 #include "strategies/goid/stack_table.h"
 
 #include <atomic>
+#include <cstdio>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -77,9 +78,9 @@ TEST_F(StackTableTest, AdjacentUnalignedStacksShareAPage) {
   EXPECT_EQ(At(boundary), &b_);
   EXPECT_EQ(At(b_hi - 1), &b_);
   EXPECT_EQ(At(b_hi), nullptr);
-  // Three pages with a boundary (first, shared, last), each boundary also
-  // inside a line.
-  EXPECT_EQ(table_->split_node_count(), 6u);
+  // One 64 KiB block holding the three boundaries, three pages with a
+  // boundary (first, shared, last), each boundary also inside a line.
+  EXPECT_EQ(table_->split_node_count(), 7u);
 
   // Unregistering one leaves its neighbour intact, on the shared page too.
   Assign(a_lo, boundary, nullptr);
@@ -89,8 +90,9 @@ TEST_F(StackTableTest, AdjacentUnalignedStacksShareAPage) {
 }
 
 TEST_F(StackTableTest, RangesCrossLeafAndMidBoundaries) {
-  const uintptr_t leaf_span = kPage << StackTable::kLeafBits;    // 8 MiB
-  const uintptr_t mid_span = leaf_span << StackTable::kMidBits;  // 32 GiB
+  const uintptr_t leaf_span = StackTable::kBlockSize
+                              << StackTable::kLeafBits;          // 1 MiB
+  const uintptr_t mid_span = leaf_span << StackTable::kMidBits;  // 8 GiB
   const uintptr_t lo = kBase + mid_span - leaf_span - 4 * kPage + 0x30;
   const uintptr_t hi = kBase + mid_span + 2 * kPage;
   Assign(lo, hi, &a_);
@@ -116,13 +118,49 @@ TEST_F(StackTableTest, ClearingAllocatesNothing) {
   EXPECT_EQ(table_->split_node_count(), 0u);
 }
 
+// The memory target: a registered 8 MiB stack costs at most 2 KiB of table,
+// whatever its alignment, once its 8 GiB range has a mid node (shared by
+// every stack there; counted apart).
+TEST_F(StackTableTest, EightMiBStackCostsAtMost2KB) {
+  constexpr uintptr_t kStack = uintptr_t{8} << 20;
+  // Another stack in the same 8 GiB, far enough not to share a leaf.
+  Assign(kBase + (uintptr_t{4} << 30), kBase + (uintptr_t{4} << 30) + kStack,
+         &c_);
+  struct Case {
+    uintptr_t lo;
+    const char* what;
+  };
+  const Case cases[] = {
+      {kBase, "8 MiB aligned"},
+      {kBase + (uintptr_t{16} << 20) + 5 * kPage, "page aligned"},
+      {kBase + (uintptr_t{32} << 20) + 0xf0, "granule aligned, lo"},
+      {kBase + (uintptr_t{48} << 20) + 0x1230, "granule aligned, lo and hi"},
+  };
+  for (const Case& c : cases) {
+    const size_t before = table_->node_bytes();
+    const size_t mids = table_->mid_count();
+    // A thread stack of 8 MiB; the last case ends off its pages too.
+    const uintptr_t hi = c.lo + kStack - (&c == &cases[3] ? 0x560 : 0);
+    Assign(c.lo, hi, &a_);
+    EXPECT_EQ(table_->mid_count(), mids) << c.what;
+    const size_t cost = table_->node_bytes() - before;
+    EXPECT_LE(cost, 2048u) << c.what;
+    std::printf("8 MiB stack, %s: %zu bytes of table\n", c.what, cost);
+    EXPECT_EQ(At(c.lo), &a_);
+    EXPECT_EQ(At(hi - 1), &a_);
+    EXPECT_EQ(At(hi), nullptr);
+    EXPECT_EQ(At(c.lo - kGranule), nullptr);
+  }
+}
+
 TEST_F(StackTableTest, PrepareChangesNoMapping) {
   Assign(kBase, kBase + 4 * kPage, &a_);
   {
     std::lock_guard<std::mutex> lock(table_->mu());
     table_->Prepare(kBase + kPage + 0x100, kBase + 2 * kPage + 0x200);
   }
-  EXPECT_EQ(table_->split_node_count(), 2u);
+  // The block, and the two pages (the ends are line aligned).
+  EXPECT_EQ(table_->split_node_count(), 3u);
   for (uintptr_t p = kBase; p < kBase + 4 * kPage; p += kGranule) {
     ASSERT_EQ(At(p), &a_) << p;
   }
@@ -173,12 +211,12 @@ TEST_F(StackTableTest, NestedAssignAndRestore) {
   for (uintptr_t p = lo; p < hi; p += kGranule) ASSERT_EQ(At(p), &a_) << p;
 }
 
-// A page that keeps its split node when wholly covered again, and reuses it
-// for the same boundary: pool recycling allocates nothing new.
+// Split nodes (block, page, line) are kept when wholly covered again, and
+// reused for the same boundary: pool recycling allocates nothing new.
 TEST_F(StackTableTest, SplitNodesAreKeptAndReused) {
   Assign(kBase + 0x10, kBase + 2 * kPage, &a_);
   const size_t nodes = table_->split_node_count();
-  EXPECT_EQ(nodes, 2u);
+  EXPECT_EQ(nodes, 3u);
   Assign(kBase, kBase + 4 * kPage, &b_);
   for (uintptr_t p = kBase; p < kBase + 4 * kPage; p += kGranule) {
     ASSERT_EQ(At(p), &b_) << p;
