@@ -12,8 +12,9 @@
 //
 // What this is not: fast like thread_local. GetValue costs a stack walk
 // proportional to the number of frames between it and the SetValues scope
-// (about 1 ns per frame with the frame-pointer walker), and a full walk of the
-// stack when there is no scope at all.
+// (about 1 ns per frame with the frame-pointer walker), and, when there is no
+// scope at all, a walk to the end of the frame-pointer chain (see "Outside
+// every scope").
 //
 // Walkers (docs/strategies.md):
 //   * StackTagStrategy(): the build's default walker, set with
@@ -32,6 +33,37 @@
 // thread_local strategy (correct for threads, not for fibers), unless the
 // environment sets GLS_STACK_TAG_STRICT=1, in which case the process aborts.
 //
+// Outside every scope (frame-pointer walker), on a thread's own stack: the
+// walk goes up to the end of the frame-pointer chain. Where that chain ends
+// with a null link (glibc leaves one for std::thread and pthread_create
+// threads), the answer is "none" at once. Where it ends in junk (the main
+// thread, a thread started by code without frame pointers), the first such
+// read on the thread, outside a signal handler, learns the thread's stack
+// bounds (pthread_getattr_np) and its root frame (the outermost frame that
+// keeps a frame pointer, by one libunwind walk), cached per thread in
+// initial-exec TLS; from then on a chain that goes through that root frame
+// and breaks above it answers "none" from the frame-pointer walk alone, no
+// libunwind (up to four root frames per thread; a thread that reads from
+// more entry points may learn again). No read writes memory shared between
+// threads: the statistics in internal/tags.h are per thread.
+// Limits: a callback called by code without frame pointers (junk in %rbp)
+// breaks the chain below the root: outside a signal handler the read is
+// redone with libunwind (right, slower, counted per thread), inside one it
+// answers "none" (below). If the junk happens to look like a link into the
+// code above the root (a documented miss: counted per thread), the answer is
+// "none" even inside a scope. On fibers' stacks and alternate signal stacks
+// the walk is not bounded (no known bounds) and behaves as before: a broken
+// chain outside a handler means a libunwind walk, also outside every scope.
+//
+// Reads stay on the running stack: on the thread's own stack, once its
+// bounds are known, every frame word the walk reads lies between the
+// reader's frame (or, after a signal frame, the interrupted %rsp) and the
+// stack top, at 8-aligned, strictly increasing frame addresses; the reads
+// are not instrumented by sanitizers (a junk link into the stack may point
+// at an ASan redzone). Before the bounds are known, and off the thread's
+// stack, links are only checked to be increasing, aligned and at most 1 MiB
+// apart, as before.
+//
 // Guarantees: thread-safe. Current() takes no lock and allocates nothing with
 // the frame-pointer walker, and is then async-signal-safe once the strategy
 // has been used outside the handler: GetValue in a signal handler never sees
@@ -45,9 +77,10 @@
 // GetValue, must keep frame pointers. Inside a handler (a signal frame on
 // the walked chain) the walk never falls back to libunwind, which is not
 // async-signal-safe: where the chain breaks there, the answer is "none".
-// Outside handlers, a broken chain or a miss outside every scope may fall
-// back to a libunwind walk, which allocates for stacks deeper than 16
-// frames. The libunwind walker (StackTagLibunwindStrategy, or
+// Outside handlers, a chain broken below the thread's root frame (or any
+// broken chain on a fiber's stack) falls back to a libunwind walk, which
+// allocates for stacks deeper than 16 frames; learning a thread's bounds
+// and root frame (above) happens only at such a point, never in a handler. The libunwind walker (StackTagLibunwindStrategy, or
 // --//strategies/stack_tag:walker=libunwind) is not async-signal-safe and
 // must not be read in a handler.
 //

@@ -61,8 +61,8 @@ std::atomic<int> handled{0};
 std::array<std::atomic<int64_t>, kDeliveries> seen;
 std::array<std::atomic<bool>, kDeliveries> ran_on_alt_stack;
 // stack_tag walks redone with libunwind while a handler read (libunwind is
-// not async-signal-safe). Counted around the read: a walk redone on another
-// thread meanwhile would count too, but no other thread reads then.
+// not async-signal-safe). Counted around the read by the handling thread's
+// own counter (stack_tag counts per thread).
 std::atomic<uint64_t> libunwind_walks_in_handler{0};
 
 void Handler(int, siginfo_t*, void*) {

@@ -2,6 +2,7 @@
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <pthread.h>
 #include <ucontext.h>
 
 #include <algorithm>
@@ -21,9 +22,33 @@ namespace {
 
 enum class WalkOutcome {
   kStopped,
-  kChainEnded,
+  kChainEnded,                 // a null frame pointer: no tag
+  kChainEndedAwayFromRoot,     // the same, not above a known root: counted
+  kChainEndedAtRoot,           // left the thread's outermost frame: no tag
   kChainBroken,                // redo the walk with libunwind
   kChainBrokenInSignalHandler  // no tag: libunwind is unsafe in a handler
+};
+
+// A frame the walk may stop at: the outermost frame that keeps a frame
+// pointer on a thread's stack (its address and return address), above which
+// there is only the code that started the thread or called into this part
+// of the program without frame pointers (glibc's start_thread,
+// __libc_start_main, a test runner, code built -fomit-frame-pointer).
+struct RootFrame {
+  uintptr_t fp;
+  uintptr_t ra;
+};
+constexpr int kMaxRootFrames = 4;
+
+// What a walk knows about the stack it is on: the running thread's own
+// stack, [lo, hi), with the root frames learned on it, or nothing (hi == 0):
+// a fiber's stack, an alternate signal stack, or a thread whose bounds are
+// not known yet.
+struct WalkBounds {
+  uintptr_t lo = 0;
+  uintptr_t hi = 0;
+  const RootFrame* roots = nullptr;
+  int num_roots = 0;
 };
 
 #include GLS_STACK_TAG_FRAME_WALK_INC
@@ -279,8 +304,110 @@ class Decoder {
   uint64_t value_ = 0;
 };
 
-std::atomic<uint64_t> frame_pointer_fallbacks{0};
-std::atomic<uint64_t> signal_handler_walks_given_up{0};
+// Per thread, so no read writes shared memory. Plain increments: a signal
+// handler interrupting an increment on the same thread could in theory lose
+// one count (x86-64 compilers emit one add instruction); they are
+// statistics for tests and benchmarks.
+struct ThreadCounters {
+  uint64_t frame_pointer_fallbacks;
+  uint64_t signal_handler_walks_given_up;
+  uint64_t walks_ended_at_root;
+  uint64_t walks_ended_away_from_root;
+};
+constinit thread_local ThreadCounters thread_counters
+    __attribute__((tls_model("initial-exec"))) = {};
+
+// The running thread's stack, learned outside signal handlers
+// (LearnThreadStack) and read by every frame-pointer walk.
+struct ThreadStack {
+  uintptr_t lo;
+  uintptr_t hi;  // 0 until known
+  bool bounds_tried;
+  int num_roots;
+  int next_root;  // the slot the next root replaces once all are taken
+  RootFrame roots[kMaxRootFrames];
+};
+constinit thread_local ThreadStack thread_stack
+    __attribute__((tls_model("initial-exec"))) = {};
+
+// The bounds for a walk at `fp`: the thread's stack if fp is on it.
+__attribute__((always_inline)) inline WalkBounds BoundsFor(uintptr_t fp) {
+  const ThreadStack& t = thread_stack;
+  if (fp >= t.lo && fp < t.hi) {
+    return WalkBounds{fp, t.hi, t.roots, t.num_roots};
+  }
+  return WalkBounds{};
+}
+
+// The outermost frame on [lo, hi) that keeps a frame pointer, by a libunwind
+// walk to the end of the stack: a frame keeps one if its %rbp is its CFA
+// minus 16 (the saved %rbp right below the return address). Everything
+// above it runs without frame pointers: the thread's entry code, or
+// whatever called into frame-pointer code from there.
+__attribute__((noinline)) std::optional<RootFrame> OutermostFramePointerFrame(
+    uintptr_t lo, uintptr_t hi) {
+#if !defined(__x86_64__)
+  return std::nullopt;
+#else
+  unw_context_t uc;
+  unw_cursor_t cursor;
+  if (unw_getcontext(&uc) != 0 || unw_init_local(&cursor, &uc) != 0) {
+    return std::nullopt;
+  }
+  unw_word_t rbp = 0;
+  if (unw_get_reg(&cursor, UNW_X86_64_RBP, &rbp) != 0) return std::nullopt;
+  uintptr_t root = 0;
+  for (size_t n = 0; n < (size_t{1} << 20) && unw_step(&cursor) > 0; ++n) {
+    unw_word_t caller_sp = 0;
+    if (unw_get_reg(&cursor, UNW_REG_SP, &caller_sp) != 0) break;
+    // caller_sp is the previous frame's CFA.
+    if (rbp + 16 == caller_sp && rbp >= lo && rbp + 16 <= hi && rbp > root) {
+      root = static_cast<uintptr_t>(rbp);
+    }
+    if (unw_get_reg(&cursor, UNW_X86_64_RBP, &rbp) != 0) break;
+  }
+  if (root == 0) return std::nullopt;
+  return RootFrame{root, reinterpret_cast<const uintptr_t*>(root)[1]};
+#endif
+}
+
+// Learns the running thread's stack bounds (pthread_getattr_np), once, and
+// the root frame the running stack has now (a libunwind walk), unless
+// already known. Not async-signal-safe: called only where a libunwind
+// fallback would be. Returns true if it learned something a walk can use.
+__attribute__((noinline)) bool LearnThreadStack() {
+  ThreadStack& t = thread_stack;
+  bool learned = false;
+  if (!t.bounds_tried) {
+    t.bounds_tried = true;
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+      void* addr = nullptr;
+      size_t size = 0;
+      const int rc = pthread_attr_getstack(&attr, &addr, &size);
+      pthread_attr_destroy(&attr);
+      if (rc == 0 && size > 0) {
+        t.lo = reinterpret_cast<uintptr_t>(addr);
+        t.hi = t.lo + size;
+        learned = true;
+      }
+    }
+  }
+  const uintptr_t here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  if (t.hi == 0 || here < t.lo || here >= t.hi) return learned;
+  const std::optional<RootFrame> root = OutermostFramePointerFrame(t.lo, t.hi);
+  if (!root.has_value()) return learned;
+  for (int i = 0; i < t.num_roots; ++i) {
+    if (t.roots[i].fp == root->fp && t.roots[i].ra == root->ra) return learned;
+  }
+  if (t.num_roots < kMaxRootFrames) {
+    t.roots[t.num_roots++] = *root;
+  } else {
+    t.roots[t.next_root] = *root;
+    t.next_root = (t.next_root + 1) % kMaxRootFrames;
+  }
+  return true;
+}
 
 #if defined(__SANITIZE_THREAD__)
 // Under TSan, libunwind's per-thread caches (unw_backtrace's trace cache,
@@ -346,19 +473,60 @@ void RunTagged(uint64_t id, absl::FunctionRef<void()> fn) {
 }
 
 namespace {
+// After a frame-pointer walk broke outside a signal handler: learns the
+// thread's stack if not known yet and walks again (once per thread), then,
+// if the chain still breaks below the thread's outermost frame, redoes the
+// walk with libunwind.
+__attribute__((noinline)) std::optional<uint64_t> ReadAfterBrokenChain(
+    const Layout& layout) {
+  if (LearnThreadStack()) {
+    Decoder decoder(layout);
+    const WalkOutcome outcome = WalkFramePointers(
+        [&](uintptr_t ra) { return decoder.Visit(ra); }, BoundsFor);
+    switch (outcome) {
+      case WalkOutcome::kStopped:
+      case WalkOutcome::kChainEnded:
+        return decoder.result();
+      case WalkOutcome::kChainEndedAtRoot:
+        ++thread_counters.walks_ended_at_root;
+        return std::nullopt;
+      case WalkOutcome::kChainEndedAwayFromRoot:
+        ++thread_counters.walks_ended_away_from_root;
+        return std::nullopt;
+      case WalkOutcome::kChainBrokenInSignalHandler:
+        ++thread_counters.signal_handler_walks_given_up;
+        return std::nullopt;
+      case WalkOutcome::kChainBroken:
+        break;
+    }
+  }
+  ++thread_counters.frame_pointer_fallbacks;
+  return ReadWithLibunwind(layout);
+}
+
 __attribute__((always_inline)) inline std::optional<uint64_t> ReadTagInline(
     Walker walker) {
   const Layout& layout = GetLayout();
   if (walker == Walker::kFramePointer && kHaveFrameWalk) {
     Decoder decoder(layout);
     const WalkOutcome outcome = WalkFramePointers(
-        [&](uintptr_t ra) { return decoder.Visit(ra); });
-    if (outcome == WalkOutcome::kChainBrokenInSignalHandler) {
-      signal_handler_walks_given_up.fetch_add(1, std::memory_order_relaxed);
-      return std::nullopt;
+        [&](uintptr_t ra) { return decoder.Visit(ra); }, BoundsFor);
+    switch (outcome) {
+      case WalkOutcome::kStopped:
+      case WalkOutcome::kChainEnded:
+        return decoder.result();
+      case WalkOutcome::kChainEndedAtRoot:
+        ++thread_counters.walks_ended_at_root;
+        return std::nullopt;
+      case WalkOutcome::kChainEndedAwayFromRoot:
+        ++thread_counters.walks_ended_away_from_root;
+        return std::nullopt;
+      case WalkOutcome::kChainBrokenInSignalHandler:
+        ++thread_counters.signal_handler_walks_given_up;
+        return std::nullopt;
+      case WalkOutcome::kChainBroken:
+        return ReadAfterBrokenChain(layout);
     }
-    if (outcome != WalkOutcome::kChainBroken) return decoder.result();
-    frame_pointer_fallbacks.fetch_add(1, std::memory_order_relaxed);
   }
   return ReadWithLibunwind(layout);
 }
@@ -374,11 +542,26 @@ Context* CurrentContextFromTag(Walker walker) noexcept {
 }
 
 uint64_t FramePointerFallbacks() {
-  return frame_pointer_fallbacks.load(std::memory_order_relaxed);
+  return thread_counters.frame_pointer_fallbacks;
 }
 
 uint64_t SignalHandlerWalksGivenUp() {
-  return signal_handler_walks_given_up.load(std::memory_order_relaxed);
+  return thread_counters.signal_handler_walks_given_up;
+}
+
+uint64_t WalksEndedAtThreadRoot() { return thread_counters.walks_ended_at_root; }
+
+uint64_t WalksEndedAwayFromThreadRoot() {
+  return thread_counters.walks_ended_away_from_root;
+}
+
+ThreadStackInfo ThisThreadStack() {
+  const ThreadStack& t = thread_stack;
+  ThreadStackInfo info{t.lo, t.hi, 0};
+  for (int i = 0; i < t.num_roots; ++i) {
+    info.root_fp = std::max<uintptr_t>(info.root_fp, t.roots[i].fp);
+  }
+  return info;
 }
 
 namespace {

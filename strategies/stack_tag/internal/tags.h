@@ -68,12 +68,33 @@ Context* CurrentContextFromTag(Walker walker) noexcept;
 // likely cause (inlining, folding, a missing section).
 const absl::Status& SelfCheck();
 
-// Statistics for tests and benchmarks: how many frame-pointer walks gave up
-// and were redone with libunwind, and how many gave up inside a signal
-// handler (a broken chain after a signal frame) and answered "no tag"
-// instead, since libunwind is not async-signal-safe.
+// Statistics for tests and benchmarks, counted per thread (no read writes
+// shared memory) and reported for the calling thread: how many of its
+// frame-pointer walks gave up and were redone with libunwind; how many gave
+// up inside a signal handler (a broken chain after a signal frame) and
+// answered "no tag" instead, since libunwind is not async-signal-safe; and
+// how many reached the thread's outermost frame-pointer frame, whose link is
+// whatever the thread's entry code left in %rbp, and answered "no tag"
+// without libunwind (a read outside every scope on the thread's own stack);
+// and how many reached a null link on a thread whose root frames are known
+// without going through one of them (what a junk %rbp left by code without
+// frame pointers can lead to: a possible miss).
 uint64_t FramePointerFallbacks();
 uint64_t SignalHandlerWalksGivenUp();
+uint64_t WalksEndedAtThreadRoot();
+uint64_t WalksEndedAwayFromThreadRoot();
+
+// What the frame-pointer walker has learned about the calling thread's stack
+// (zeros until its first walk that needed it): the stack [lo, hi) from
+// pthread_getattr_np, and the highest of its root frames (outermost frames
+// that keep a frame pointer, learned by a libunwind walk after a chain broke
+// outside a signal handler; up to four per thread).
+struct ThreadStackInfo {
+  uintptr_t lo;
+  uintptr_t hi;
+  uintptr_t root_fp;
+};
+ThreadStackInfo ThisThreadStack();
 
 }  // namespace stack_tag_internal
 }  // namespace gls

@@ -1,0 +1,303 @@
+// stack_tag reads outside every scope, on every kind of thread, and reads
+// through code that keeps no frame pointer.
+//
+// Outside every scope the frame-pointer walk reaches the thread's outermost
+// frame-pointer frame, whose link is whatever the code that started the
+// thread left in %rbp. That must answer "none" from the frame-pointer walk
+// alone, never by a libunwind walk (FramePointerFallbacks, per thread),
+// whatever started the thread: std::thread, pthread_create with a stack the
+// caller provided, code without frame pointers, and the main thread.
+//
+// A callback called by code without frame pointers (junk in %rbp) inside a
+// scope: no crash (also under ASan), and the scope's value, found by the
+// libunwind fallback, or a documented, counted miss
+// (stack_tag_strategy.h).
+#include <pthread.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gls/context_manager.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "strategies/stack_tag/internal/tags.h"
+#include "strategies/stack_tag/stack_tag_strategy.h"
+
+namespace gls {
+namespace {
+
+using stack_tag_internal::FramePointerFallbacks;
+using stack_tag_internal::ReadTag;
+using stack_tag_internal::ThisThreadStack;
+using stack_tag_internal::WalksEndedAtThreadRoot;
+using stack_tag_internal::WalksEndedAwayFromThreadRoot;
+using stack_tag_internal::Walker;
+
+// What gls_test_call_without_frame_pointer calls, and what it leaves in
+// %rbp while it does: `rbp`, or, with `fake_frame`, the address of a word on
+// its own stack that holds `fake_link` (a plausible-looking frame on the
+// running stack whose link is junk).
+struct JunkCall {
+  void (*fn)(void*);
+  void* arg;
+  uintptr_t rbp;
+  uintptr_t fake_frame;
+  uintptr_t fake_link;
+};
+static_assert(offsetof(JunkCall, fn) == 0 && offsetof(JunkCall, arg) == 8 &&
+              offsetof(JunkCall, rbp) == 16 &&
+              offsetof(JunkCall, fake_frame) == 24 &&
+              offsetof(JunkCall, fake_link) == 32);
+
+// Code without a frame pointer, as a compiler builds it with
+// -fomit-frame-pointer, using %rbp as an ordinary register that holds junk
+// while it calls out. It has call-frame information, so libunwind (and
+// exceptions) can unwind through it. Also usable as a pthread start routine.
+#if defined(__x86_64__)
+asm(R"(
+    .text
+    .p2align 4
+    .globl gls_test_call_without_frame_pointer
+    .type gls_test_call_without_frame_pointer, @function
+gls_test_call_without_frame_pointer:
+    .cfi_startproc
+    push %rbp
+    .cfi_def_cfa_offset 16
+    .cfi_offset %rbp, -16
+    push %rbx
+    .cfi_def_cfa_offset 24
+    .cfi_offset %rbx, -24
+    sub $8, %rsp
+    .cfi_def_cfa_offset 32
+    mov %rdi, %rbx
+    mov 32(%rbx), %rax
+    mov %rax, (%rsp)
+    mov 16(%rbx), %rbp
+    cmpq $0, 24(%rbx)
+    je 1f
+    mov %rsp, %rbp
+1:  mov 8(%rbx), %rdi
+    call *(%rbx)
+    xor %eax, %eax
+    add $8, %rsp
+    .cfi_def_cfa_offset 24
+    pop %rbx
+    .cfi_def_cfa_offset 16
+    pop %rbp
+    .cfi_def_cfa_offset 8
+    ret
+    .cfi_endproc
+    .size gls_test_call_without_frame_pointer, .-gls_test_call_without_frame_pointer
+)");
+extern "C" void* gls_test_call_without_frame_pointer(void* junk_call);
+#endif
+
+// What reads outside every scope on one thread saw.
+struct OutsideReads {
+  int found = 0;  // reads that found a tag or a value: never right here
+  uint64_t fallbacks = 0;
+  uint64_t ended_at_root = 0;
+  bool in_scope_right = false;
+  stack_tag_internal::ThreadStackInfo stack = {};
+};
+
+constexpr int kReads = 200;
+
+__attribute__((noinline)) OutsideReads ReadOutsideEveryScope() {
+  OutsideReads r;
+  ContextManager mgr(StackTagStrategy());
+  const uint64_t fallbacks = FramePointerFallbacks();
+  const uint64_t ended = WalksEndedAtThreadRoot();
+  for (int i = 0; i < kReads; ++i) {
+    if (ReadTag(Walker::kFramePointer).has_value()) ++r.found;
+    if (mgr.GetValue("k") != nullptr) ++r.found;
+  }
+  r.fallbacks = FramePointerFallbacks() - fallbacks;
+  r.ended_at_root = WalksEndedAtThreadRoot() - ended;
+  r.stack = ThisThreadStack();
+  mgr.SetValues({{"k", 5}}, [&] {
+    const Value* v = mgr.GetValue("k");
+    r.in_scope_right = v != nullptr && *v->TryAs<int>() == 5 &&
+                       ReadTag(Walker::kFramePointer).has_value();
+  });
+  return r;
+}
+
+void ExpectCheapMisses(const OutsideReads& r) {
+  EXPECT_EQ(r.found, 0);
+  EXPECT_EQ(r.fallbacks, 0u) << "reads outside every scope used libunwind";
+  EXPECT_TRUE(r.in_scope_right);
+  ::testing::Test::RecordProperty("ended_at_root", static_cast<int>(r.ended_at_root));
+}
+
+TEST(StackTagThreadRootTest, MainThread) {
+  ExpectCheapMisses(ReadOutsideEveryScope());
+}
+
+TEST(StackTagThreadRootTest, StdThread) {
+  OutsideReads r;
+  std::thread([&] { r = ReadOutsideEveryScope(); }).join();
+  ExpectCheapMisses(r);
+}
+
+void* RunReads(void* out) {
+  *static_cast<OutsideReads*>(out) = ReadOutsideEveryScope();
+  return nullptr;
+}
+
+TEST(StackTagThreadRootTest, ThreadOnACallerProvidedStack) {
+  constexpr size_t kStackSize = size_t{1} << 20;
+  void* stack = std::aligned_alloc(4096, kStackSize);
+  ASSERT_NE(stack, nullptr);
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstack(&attr, stack, kStackSize), 0);
+  OutsideReads r;
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(&thread, &attr, RunReads, &r), 0);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+  pthread_attr_destroy(&attr);
+  std::free(stack);
+  ExpectCheapMisses(r);
+  // Learned only if the chain broke (glibc leaves a null %rbp here).
+  if (r.stack.hi != 0) {
+    EXPECT_EQ(r.stack.hi, reinterpret_cast<uintptr_t>(stack) + kStackSize);
+  }
+}
+
+#if defined(__x86_64__)
+void RunReadsThunk(void* out) { RunReads(out); }
+
+// A thread whose start routine keeps no frame pointer and leaves junk in
+// %rbp: a small integer, a heap pointer, an address on another thread's
+// stack, a non-canonical address, or a plausible frame on its own stack
+// whose link is junk.
+TEST(StackTagThreadRootTest, ThreadStartedByCodeWithoutFramePointers) {
+  auto heap = std::make_unique<uintptr_t[]>(4);
+  int local = 0;
+  struct Case {
+    const char* name;
+    uintptr_t rbp;
+    bool fake_frame;
+    uintptr_t fake_link;
+  };
+  const Case cases[] = {
+      {"small integer", 8, false, 0},
+      {"heap pointer", reinterpret_cast<uintptr_t>(heap.get()), false, 0},
+      {"another stack", reinterpret_cast<uintptr_t>(&local) & ~uintptr_t{7},
+       false, 0},
+      {"non-canonical", 0xdeadbeefcafef00dull, false, 0},
+      {"fake frame, link 1", 0, true, 1},
+      {"fake frame, heap link", 0, true,
+       reinterpret_cast<uintptr_t>(heap.get())},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    OutsideReads r;
+    JunkCall call{RunReadsThunk, &r, c.rbp, c.fake_frame ? 1u : 0u,
+                  c.fake_link};
+    pthread_t thread;
+    ASSERT_EQ(pthread_create(&thread, nullptr,
+                             gls_test_call_without_frame_pointer, &call),
+              0);
+    ASSERT_EQ(pthread_join(thread, nullptr), 0);
+    ExpectCheapMisses(r);
+  }
+}
+
+// GetValue from a callback that code without frame pointers calls inside a
+// scope. The frame-pointer chain breaks at the callback, below the thread's
+// outermost frame: the walk is redone with libunwind (counted), which
+// unwinds through the code by its call-frame information and finds the
+// scope. With a plausible-looking link into the stack above the thread's
+// outermost frame, the walk instead ends there: a counted miss, documented
+// in stack_tag_strategy.h. Never a crash or another value.
+struct CallbackRead {
+  const ContextManager* mgr;
+  std::optional<int> seen;
+  std::optional<uint64_t> tag;
+};
+
+void ReadInCallback(void* p) {
+  auto* read = static_cast<CallbackRead*>(p);
+  const Value* v = read->mgr->GetValue("k");
+  if (v != nullptr) read->seen = *v->TryAs<int>();
+  read->tag = ReadTag(Walker::kFramePointer);
+}
+
+void CheckCallbacksThroughJunk() {
+  ContextManager mgr(StackTagStrategy());
+  ASSERT_EQ(ReadTag(Walker::kFramePointer), std::nullopt);
+  auto heap = std::make_unique<uintptr_t[]>(4);
+  const uintptr_t here =
+      reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  struct Case {
+    const char* name;
+    uintptr_t rbp;
+    bool fake_frame;
+    uintptr_t fake_link;
+    bool may_miss;
+  };
+  std::vector<Case> cases = {
+      {"small integer", 8, false, 0, false},
+      {"heap pointer", reinterpret_cast<uintptr_t>(heap.get()), false, 0,
+       false},
+      {"non-canonical", 0xdeadbeefcafef00dull, false, 0, false},
+      {"dead stack below", (here - 4096) & ~uintptr_t{7}, false, 0, false},
+      {"fake frame, link 1", 0, true, 1, false},
+      {"fake frame, link below", 0, true, (here - 4096) & ~uintptr_t{7},
+       false},
+  };
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) {
+      // Learned by now (the breaks above): a link into the code above the
+      // thread's outermost frame that keeps a frame pointer.
+      const stack_tag_internal::ThreadStackInfo stack = ThisThreadStack();
+      cases.clear();
+      if (stack.root_fp != 0 && stack.hi - stack.root_fp > 64) {
+        cases.push_back({"fake frame, link above the root", 0, true,
+                         stack.root_fp + 32, true});
+      }
+    }
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    CallbackRead read{&mgr, std::nullopt, std::nullopt};
+    const uint64_t fallbacks = FramePointerFallbacks();
+    const uint64_t ended =
+        WalksEndedAtThreadRoot() + WalksEndedAwayFromThreadRoot();
+    mgr.SetValues({{"k", 9}}, [&] {
+      JunkCall call{ReadInCallback, &read, c.rbp, c.fake_frame ? 1u : 0u,
+                    c.fake_link};
+      gls_test_call_without_frame_pointer(&call);
+    });
+    if (read.seen.has_value() || !c.may_miss) {
+      EXPECT_EQ(read.seen, 9);
+      EXPECT_TRUE(read.tag.has_value());
+      EXPECT_GE(FramePointerFallbacks() - fallbacks, 1u);
+    } else {
+      // The documented miss: no tag, nothing else, and counted.
+      EXPECT_EQ(read.tag, std::nullopt);
+      EXPECT_GE(WalksEndedAtThreadRoot() + WalksEndedAwayFromThreadRoot() -
+                    ended,
+                1u);
+    }
+  }
+  }
+}
+
+TEST(StackTagJunkFramePointerTest, CallbackOnMainThread) {
+  CheckCallbacksThroughJunk();
+}
+
+TEST(StackTagJunkFramePointerTest, CallbackOnStdThread) {
+  std::thread([] { CheckCallbacksThroughJunk(); }).join();
+}
+#endif  // __x86_64__
+
+}  // namespace
+}  // namespace gls
