@@ -120,16 +120,23 @@ class StackTable {
     if (leaf == nullptr) return nullptr;
     uintptr_t entry =
         leaf->blocks[block & (kLeafSize - 1)].load(std::memory_order_acquire);
-    if (entry & kSplitTag) [[unlikely]] {
-      // A block holding a boundary: down to its page, then maybe to its
-      // line and its granule.
-      int shift = kBlockBits;
-      do {
-        shift -= kSplitBits;
-        entry =
-            Node(entry)->children[(addr >> shift) & (kSplitFanout - 1)].load(
-                std::memory_order_acquire);
-      } while (entry & kSplitTag);
+    if (entry & kSplitTag) {
+      // A block holding a boundary (common: the top block of a thread's
+      // stack, where shallow frames run): down to its page, ...
+      entry = Node(entry)
+                  ->children[(addr >> kPageBits) & (kSplitFanout - 1)]
+                  .load(std::memory_order_acquire);
+      if (entry & kSplitTag) [[unlikely]] {
+        // ... a page holding a boundary: down to its line, then maybe to
+        // its granule.
+        int shift = kPageBits;
+        do {
+          shift -= kSplitBits;
+          entry =
+              Node(entry)->children[(addr >> shift) & (kSplitFanout - 1)].load(
+                  std::memory_order_acquire);
+        } while (entry & kSplitTag);
+      }
     }
     return reinterpret_cast<StackRegion*>(entry);
   }
