@@ -326,6 +326,12 @@ struct ThreadStack {
   int num_roots;
   int next_root;  // the slot the next root replaces once all are taken
   RootFrame roots[kMaxRootFrames];
+  // Where chains broke below a root frame learned at the time (code without
+  // frame pointers in the middle of the stack, e.g. a callback from libc):
+  // a break at one of these again goes straight to libunwind instead of
+  // learning the same root again.
+  RootFrame known_breaks[kMaxRootFrames];
+  int next_known_break;
 };
 constinit thread_local ThreadStack thread_stack
     __attribute__((tls_model("initial-exec"))) = {};
@@ -337,6 +343,13 @@ __attribute__((always_inline)) inline WalkBounds BoundsFor(uintptr_t fp) {
     return WalkBounds{fp, t.hi, t.roots, t.num_roots};
   }
   return WalkBounds{};
+}
+
+// One word of stack memory that a junk link may have led to (an ASan redzone,
+// say): not instrumented.
+__attribute__((noinline, no_sanitize("address", "thread"))) uintptr_t
+LoadWordUninstrumented(uintptr_t address) {
+  return *reinterpret_cast<const volatile uintptr_t*>(address);
 }
 
 // The outermost frame on [lo, hi) that keeps a frame pointer, by a libunwind
@@ -367,15 +380,17 @@ __attribute__((noinline)) std::optional<RootFrame> OutermostFramePointerFrame(
     if (unw_get_reg(&cursor, UNW_X86_64_RBP, &rbp) != 0) break;
   }
   if (root == 0) return std::nullopt;
-  return RootFrame{root, reinterpret_cast<const uintptr_t*>(root)[1]};
+  return RootFrame{root, LoadWordUninstrumented(root + 8)};
 #endif
 }
 
 // Learns the running thread's stack bounds (pthread_getattr_np), once, and
-// the root frame the running stack has now (a libunwind walk), unless
-// already known. Not async-signal-safe: called only where a libunwind
+// the root frame the running stack has now (a libunwind walk), unless the
+// chain broke at `break_fp` (on the thread's stack) where it broke before
+// below a root frame. Not async-signal-safe: called only where a libunwind
 // fallback would be. Returns true if it learned something a walk can use.
-__attribute__((noinline)) bool LearnThreadStack() {
+// Stores are ordered for a signal handler reading the state meanwhile.
+__attribute__((noinline)) bool LearnThreadStack(uintptr_t break_fp) {
   ThreadStack& t = thread_stack;
   bool learned = false;
   if (!t.bounds_tried) {
@@ -388,6 +403,7 @@ __attribute__((noinline)) bool LearnThreadStack() {
       pthread_attr_destroy(&attr);
       if (rc == 0 && size > 0) {
         t.lo = reinterpret_cast<uintptr_t>(addr);
+        std::atomic_signal_fence(std::memory_order_seq_cst);
         t.hi = t.lo + size;
         learned = true;
       }
@@ -395,15 +411,33 @@ __attribute__((noinline)) bool LearnThreadStack() {
   }
   const uintptr_t here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
   if (t.hi == 0 || here < t.lo || here >= t.hi) return learned;
+  RootFrame broke_at{0, 0};
+  if (break_fp >= here && break_fp + 16 <= t.hi) {
+    broke_at = RootFrame{break_fp, LoadWordUninstrumented(break_fp + 8)};
+    for (const RootFrame& known : t.known_breaks) {
+      if (known.fp == broke_at.fp && known.ra == broke_at.ra) return learned;
+    }
+  }
   const std::optional<RootFrame> root = OutermostFramePointerFrame(t.lo, t.hi);
   if (!root.has_value()) return learned;
+  if (broke_at.fp != 0 && broke_at.fp < root->fp) {
+    t.known_breaks[t.next_known_break] = broke_at;
+    t.next_known_break = (t.next_known_break + 1) % kMaxRootFrames;
+  }
   for (int i = 0; i < t.num_roots; ++i) {
     if (t.roots[i].fp == root->fp && t.roots[i].ra == root->ra) return learned;
   }
   if (t.num_roots < kMaxRootFrames) {
-    t.roots[t.num_roots++] = *root;
+    t.roots[t.num_roots] = *root;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    ++t.num_roots;
   } else {
-    t.roots[t.next_root] = *root;
+    RootFrame& slot = t.roots[t.next_root];
+    slot.fp = 0;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    slot.ra = root->ra;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    slot.fp = root->fp;
     t.next_root = (t.next_root + 1) % kMaxRootFrames;
   }
   return true;
@@ -478,11 +512,13 @@ namespace {
 // if the chain still breaks below the thread's outermost frame, redoes the
 // walk with libunwind.
 __attribute__((noinline)) std::optional<uint64_t> ReadAfterBrokenChain(
-    const Layout& layout) {
-  if (LearnThreadStack()) {
+    const Layout& layout, uintptr_t break_fp) {
+  if (LearnThreadStack(break_fp)) {
     Decoder decoder(layout);
+    uintptr_t again_break_fp = 0;
     const WalkOutcome outcome = WalkFramePointers(
-        [&](uintptr_t ra) { return decoder.Visit(ra); }, BoundsFor);
+        [&](uintptr_t ra) { return decoder.Visit(ra); }, BoundsFor,
+        &again_break_fp);
     switch (outcome) {
       case WalkOutcome::kStopped:
       case WalkOutcome::kChainEnded:
@@ -509,8 +545,9 @@ __attribute__((always_inline)) inline std::optional<uint64_t> ReadTagInline(
   const Layout& layout = GetLayout();
   if (walker == Walker::kFramePointer && kHaveFrameWalk) {
     Decoder decoder(layout);
+    uintptr_t break_fp = 0;
     const WalkOutcome outcome = WalkFramePointers(
-        [&](uintptr_t ra) { return decoder.Visit(ra); }, BoundsFor);
+        [&](uintptr_t ra) { return decoder.Visit(ra); }, BoundsFor, &break_fp);
     switch (outcome) {
       case WalkOutcome::kStopped:
       case WalkOutcome::kChainEnded:
@@ -525,7 +562,7 @@ __attribute__((always_inline)) inline std::optional<uint64_t> ReadTagInline(
         ++thread_counters.signal_handler_walks_given_up;
         return std::nullopt;
       case WalkOutcome::kChainBroken:
-        return ReadAfterBrokenChain(layout);
+        return ReadAfterBrokenChain(layout, break_fp);
     }
   }
   return ReadWithLibunwind(layout);
