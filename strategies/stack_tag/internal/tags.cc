@@ -507,6 +507,29 @@ void RunTagged(uint64_t id, absl::FunctionRef<void()> fn) {
 }
 
 namespace {
+// The answer of a frame-pointer walk that did not break (kChainBroken is the
+// caller's to handle), counting how it ended.
+__attribute__((always_inline)) inline std::optional<uint64_t> AnswerOfWalk(
+    WalkOutcome outcome, const Decoder& decoder) {
+  switch (outcome) {
+    case WalkOutcome::kStopped:
+    case WalkOutcome::kChainEnded:
+      return decoder.result();
+    case WalkOutcome::kChainEndedAtRoot:
+      ++thread_counters.walks_ended_at_root;
+      return std::nullopt;
+    case WalkOutcome::kChainEndedAwayFromRoot:
+      ++thread_counters.walks_ended_away_from_root;
+      return std::nullopt;
+    case WalkOutcome::kChainBrokenInSignalHandler:
+      ++thread_counters.signal_handler_walks_given_up;
+      return std::nullopt;
+    case WalkOutcome::kChainBroken:
+      break;
+  }
+  return std::nullopt;
+}
+
 // After a frame-pointer walk broke outside a signal handler: learns the
 // thread's stack if not known yet and walks again (once per thread), then,
 // if the chain still breaks below the thread's outermost frame, redoes the
@@ -519,22 +542,7 @@ __attribute__((noinline)) std::optional<uint64_t> ReadAfterBrokenChain(
     const WalkOutcome outcome = WalkFramePointers(
         [&](uintptr_t ra) { return decoder.Visit(ra); }, BoundsFor,
         &again_break_fp);
-    switch (outcome) {
-      case WalkOutcome::kStopped:
-      case WalkOutcome::kChainEnded:
-        return decoder.result();
-      case WalkOutcome::kChainEndedAtRoot:
-        ++thread_counters.walks_ended_at_root;
-        return std::nullopt;
-      case WalkOutcome::kChainEndedAwayFromRoot:
-        ++thread_counters.walks_ended_away_from_root;
-        return std::nullopt;
-      case WalkOutcome::kChainBrokenInSignalHandler:
-        ++thread_counters.signal_handler_walks_given_up;
-        return std::nullopt;
-      case WalkOutcome::kChainBroken:
-        break;
-    }
+    if (outcome != WalkOutcome::kChainBroken) return AnswerOfWalk(outcome, decoder);
   }
   ++thread_counters.frame_pointer_fallbacks;
   return ReadWithLibunwind(layout);
@@ -548,22 +556,10 @@ __attribute__((always_inline)) inline std::optional<uint64_t> ReadTagInline(
     uintptr_t break_fp = 0;
     const WalkOutcome outcome = WalkFramePointers(
         [&](uintptr_t ra) { return decoder.Visit(ra); }, BoundsFor, &break_fp);
-    switch (outcome) {
-      case WalkOutcome::kStopped:
-      case WalkOutcome::kChainEnded:
-        return decoder.result();
-      case WalkOutcome::kChainEndedAtRoot:
-        ++thread_counters.walks_ended_at_root;
-        return std::nullopt;
-      case WalkOutcome::kChainEndedAwayFromRoot:
-        ++thread_counters.walks_ended_away_from_root;
-        return std::nullopt;
-      case WalkOutcome::kChainBrokenInSignalHandler:
-        ++thread_counters.signal_handler_walks_given_up;
-        return std::nullopt;
-      case WalkOutcome::kChainBroken:
-        return ReadAfterBrokenChain(layout, break_fp);
+    if (outcome == WalkOutcome::kChainBroken) {
+      return ReadAfterBrokenChain(layout, break_fp);
     }
+    return AnswerOfWalk(outcome, decoder);
   }
   return ReadWithLibunwind(layout);
 }
