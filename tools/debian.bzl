@@ -3,7 +3,7 @@ their upstream Bazel builds use.
 
 `@com_google_absl//absl/container:flat_hash_map`, `@com_google_googletest//:gtest_main`,
 `@com_github_google_benchmark//:benchmark`, `@libunwind//:libunwind` and
-`@boost//:context` resolve to the headers in /usr/include and the shared
+`@boost//:context`, `@spdlog//:spdlog` resolve to the headers in /usr/include and the shared
 libraries Debian installs; link flags come from pkg-config where Debian ships a
 .pc file. Nothing is vendored or downloaded. A workspace with network access
 can swap any of them for the upstream source archive by declaring that
@@ -28,14 +28,15 @@ def _pkg_config_libs(ctx, module, package):
         fail("pkg-config --libs %s failed (%s): install Debian's %s" % (module, result.stderr.strip(), package))
     return result.stdout.strip().split(" ")
 
-def _library(name, linkopts, deps = []):
+def _library(name, linkopts, deps = [], defines = []):
     return """cc_library(
     name = "{name}",
+    defines = {defines},
     linkopts = {linkopts},
     deps = {deps},
     visibility = ["//visibility:public"],
 )
-""".format(name = name, linkopts = repr(linkopts), deps = repr(deps))
+""".format(name = name, defines = repr(defines), linkopts = repr(linkopts), deps = repr(deps))
 
 # Abseil targets whose .pc name does not say which package they live in.
 _ABSL_PACKAGE_OF = {
@@ -170,7 +171,7 @@ def _simple_impl(ctx):
                 resolved.extend(_pkg_config_libs(ctx, opt[len("pkg-config:"):], ctx.attr.require.values()[0]))
             else:
                 resolved.append(opt)
-        rules.append(_library(target, resolved))
+        rules.append(_library(target, resolved, defines = ctx.attr.defines.get(target, [])))
     ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
     ctx.file("BUILD.bazel", "\n".join(rules))
 
@@ -180,6 +181,7 @@ debian_library_repository = repository_rule(
     attrs = {
         "require": attr.string_dict(doc = "header that must exist -> Debian package providing it"),
         "targets": attr.string_list_dict(doc = "target -> link flags (`pkg-config:MODULE` expands)"),
+        "defines": attr.string_list_dict(doc = "target -> preprocessor definitions its users need"),
     },
     local = True,
 )
@@ -231,4 +233,13 @@ def debian_repositories():
                 # Header-only: Asio and Beast.
                 "asio": ["-pthread"],
             },
+        )
+    if "spdlog" not in existing:
+        # Debian builds spdlog as a shared library over the external fmt; its
+        # headers need the same three definitions (pkg-config --cflags spdlog).
+        debian_library_repository(
+            name = "spdlog",
+            require = {"/usr/include/spdlog/spdlog.h": "libspdlog-dev", "/usr/include/fmt/format.h": "libfmt-dev"},
+            targets = {"spdlog": ["-lspdlog", "-lfmt", "-pthread"]},
+            defines = {"spdlog": ["SPDLOG_SHARED_LIB", "SPDLOG_COMPILED_LIB", "SPDLOG_FMT_EXTERNAL"]},
         )
