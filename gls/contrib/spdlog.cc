@@ -1,0 +1,189 @@
+#include "gls/contrib/spdlog.h"
+
+#include <cstring>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "spdlog/details/os.h"
+
+namespace gls {
+namespace spdlog_values {
+namespace internal {
+namespace {
+
+// Whether `c` forces a value into quotes.
+inline bool NeedsQuoting(unsigned char c) {
+  return c <= 0x20 || c == 0x7f || c == '"' || c == '=' || c == '\\';
+}
+
+inline void Append(spdlog::memory_buf_t& dest, std::string_view s) {
+  dest.append(s.data(), s.data() + s.size());
+}
+
+// A printable rendering of `c` for error messages.
+std::string Describe(char c) {
+  const unsigned char u = static_cast<unsigned char>(c);
+  if (u > 0x20 && u < 0x7f) return std::string("'") + c + "'";
+  static constexpr char kHex[] = "0123456789abcdef";
+  return std::string("byte 0x") + kHex[u >> 4] + kHex[u & 0xf];
+}
+
+}  // namespace
+
+void AppendEscaped(std::string_view value, spdlog::memory_buf_t& dest) {
+  const char* const begin = value.data();
+  const char* const end = begin + value.size();
+  const char* p = begin;
+  while (p != end && !NeedsQuoting(static_cast<unsigned char>(*p))) ++p;
+  if (p == end && !value.empty()) {  // the common case: as is
+    dest.append(begin, end);
+    return;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  dest.push_back('"');
+  dest.append(begin, p);
+  for (; p != end; ++p) {
+    const unsigned char c = static_cast<unsigned char>(*p);
+    switch (c) {
+      case '"':
+        Append(dest, "\\\"");
+        break;
+      case '\\':
+        Append(dest, "\\\\");
+        break;
+      case '\n':
+        Append(dest, "\\n");
+        break;
+      case '\r':
+        Append(dest, "\\r");
+        break;
+      case '\t':
+        Append(dest, "\\t");
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          const char escaped[4] = {'\\', 'x', kHex[c >> 4], kHex[c & 0xf]};
+          dest.append(escaped, escaped + 4);
+        } else {
+          dest.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  dest.push_back('"');
+}
+
+void CheckLabel(std::string_view label) {
+  if (label.empty()) {
+    throw std::invalid_argument(
+        "gls::spdlog_values::Flag::Add: the label is empty");
+  }
+  for (char c : label) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    const char* problem = nullptr;
+    if (c == ' ') {
+      problem = "a space";
+    } else if (u < 0x20 || u == 0x7f) {
+      problem = "a control character";
+    } else if (c == '=') {
+      problem = "'='";
+    } else if (c == '"') {
+      problem = "'\"'";
+    } else if (c == '\\') {
+      problem = "'\\'";
+    }
+    if (problem != nullptr) {
+      throw std::invalid_argument("gls::spdlog_values::Flag::Add: the label \"" +
+                                  std::string(label) + "\" contains " + problem +
+                                  " (" + Describe(c) +
+                                  "); labels are printed as label=value");
+    }
+  }
+}
+
+BufferStreambuf::int_type BufferStreambuf::overflow(int_type ch) {
+  if (!traits_type::eq_int_type(ch, traits_type::eof())) {
+    out_.push_back(traits_type::to_char_type(ch));
+  }
+  return traits_type::not_eof(ch);
+}
+
+std::streamsize BufferStreambuf::xsputn(const char* s, std::streamsize n) {
+  out_.append(s, s + n);
+  return n;
+}
+
+}  // namespace internal
+
+Flag& Flag::Add(std::string_view label, gls::Key key) {
+  AddEntry(label, std::move(key), nullptr);
+  return *this;
+}
+
+void Flag::AddEntry(std::string_view label, gls::Key key, PrintFn print) {
+  internal::CheckLabel(label);
+  std::string prefix;
+  prefix.reserve(label.size() + 2);
+  prefix += ' ';
+  prefix += label;
+  prefix += '=';
+  entries_.push_back(Entry{std::move(prefix), std::move(key), print});
+}
+
+void Flag::format(const spdlog::details::log_msg& /*msg*/,
+                  const std::tm& /*tm_time*/, spdlog::memory_buf_t& dest) {
+  for (const Entry& entry : entries_) {
+    const gls::Value* value = manager_->GetValue(gls::KeyView(entry.key));
+    if (value == nullptr) continue;
+    dest.append(entry.prefix.data(), entry.prefix.data() + entry.prefix.size());
+    if (entry.print != nullptr) {
+      entry.print(value->data(), dest);
+    } else {
+      internal::ScratchBuffer scratch;
+      internal::BufferStreambuf buf(scratch);
+      std::ostream os(&buf);
+      os << *value;
+      internal::AppendEscaped(std::string_view(scratch.data(), scratch.size()),
+                              dest);
+    }
+  }
+}
+
+std::unique_ptr<spdlog::custom_flag_formatter> Flag::clone() const {
+  return std::make_unique<Flag>(*this);
+}
+
+namespace {
+
+// Characters spdlog 1.10 reads after '%' itself: its built-in flags, '%',
+// and the padding specification's '-', '=' and digits.
+constexpr std::string_view kSpdlogFlagChars =
+    "+nlLtvaAbhBcCYDxmdHIMSefFEprRTXzP^$@sg#!%uioO-=0123456789";
+
+}  // namespace
+
+std::unique_ptr<spdlog::formatter> MakeFormatter(std::string pattern, Flag flag,
+                                                 char flag_char) {
+  const unsigned char u = static_cast<unsigned char>(flag_char);
+  if (u <= 0x20 || u >= 0x7f) {
+    throw std::invalid_argument(
+        "gls::spdlog_values::MakeFormatter: the flag character (" +
+        internal::Describe(flag_char) + ") is not a printing character");
+  }
+  if (kSpdlogFlagChars.find(flag_char) != std::string_view::npos) {
+    throw std::invalid_argument(
+        "gls::spdlog_values::MakeFormatter: the flag character '" +
+        std::string(1, flag_char) +
+        "' already means something to spdlog after '%' (a built-in flag, or "
+        "part of a padding specification); pick another, e.g. '*'");
+  }
+  spdlog::pattern_formatter::custom_flags flags;
+  flags[flag_char] = std::make_unique<Flag>(std::move(flag));
+  return std::make_unique<spdlog::pattern_formatter>(
+      std::move(pattern), spdlog::pattern_time_type::local,
+      std::string(spdlog::details::os::default_eol), std::move(flags));
+}
+
+}  // namespace spdlog_values
+}  // namespace gls
