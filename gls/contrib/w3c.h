@@ -21,7 +21,9 @@
 //     keeps (baggage keeps at most kMaxBaggageEntries / kMaxBaggageBytes).
 //   * Bad input is rejected (traceparent) or dropped entry by entry (baggage),
 //     and, when asked, explained in one line of text naming the problem.
-//   * Round trip: for any input x, Parse(Format(Parse(x))) equals Parse(x).
+//   * Round trip: for any input x that parses, Parse(Format(Parse(x))) equals
+//     Parse(x) (for traceparent, up to `version`: Format always writes 00),
+//     and Format(Parse(Format(Parse(x)))) equals Format(Parse(x)).
 //   * All functions are thread-safe (they share no state, except the random
 //     generator of NewTraceId/NewParentId, which is safe to call from any
 //     thread).
@@ -103,7 +105,9 @@ std::optional<TraceParent> ParseTraceParent(std::string_view header,
 //
 // "00-<32hex>-<16hex>-<2hex>", lowercase. Always emits version 00 (the only
 // version this code speaks), whatever tp.version holds, with tp.flags as they
-// are.
+// are (the spec asks senders to clear flag bits they do not know; bit 0,
+// sampled, is the one version 00 defines). Does not check the ids: all-zero
+// ids are written as such (and would not parse back).
 std::string FormatTraceParent(const TraceParent& tp);
 
 // NewTraceId
@@ -144,10 +148,14 @@ inline constexpr size_t kMaxBaggageBytes = 8192;
 // `;property` text. Keys are RFC 7230 tokens; values are percent-decoded.
 // Invalid list-members (no '=', a key that is not a token, a value with
 // characters the spec does not allow or a bad '%' sequence, bad property
-// text) are dropped one by one; empty list-members are skipped silently.
-// Parsing stops after kMaxBaggageEntries kept entries, and list-members that
-// lie beyond the first kMaxBaggageBytes bytes of the header (or cross that
-// boundary) are dropped as the spec allows. When `warning` is non-null and
+// text such as an empty property) are dropped one by one; empty list-members
+// ("a=1,,b=2") are skipped silently. Percent-decoded bytes that are not valid
+// UTF-8 become U+FFFD, as the spec requires. Properties are kept as written,
+// minus the OWS around them. The list is truncated (as the spec allows) at
+// the first valid list-member that would make the kept entries more than
+// kMaxBaggageEntries, or more than kMaxBaggageBytes once written by
+// FormatBaggage; so FormatBaggage always writes back everything that was
+// kept. When `warning` is non-null and
 // anything was dropped or truncated, *warning is set to ONE line summarising
 // it, e.g. "baggage: dropped 2 malformed entries, truncated at 180 entries";
 // otherwise it is left unchanged.
@@ -157,11 +165,13 @@ std::vector<BaggageEntry> ParseBaggage(std::string_view header,
 // FormatBaggage
 //
 // "key1=value1;props,key2=value2", values percent-encoded where the spec
-// requires (anything outside baggage-octet, plus '%'). Entries that could not
-// be parsed back (empty key or a key that is not a token, properties that
-// are not valid property text) are left out, and so are entries that would
-// take the result past kMaxBaggageEntries or kMaxBaggageBytes: an entry is
-// written whole or not at all.
+// requires (every byte outside baggage-octet, and '%', as %XX). Entries that
+// could not be parsed back (a key that is not a token, properties that are
+// not valid property text or have whitespace around them) are left out.
+// Writing stops before the first entry that would take the result past
+// kMaxBaggageEntries entries or kMaxBaggageBytes bytes: an entry is written
+// whole or not at all. Values should be UTF-8 (what ParseBaggage returns);
+// other bytes are encoded too, but parse back as U+FFFD.
 std::string FormatBaggage(const std::vector<BaggageEntry>& entries);
 
 }  // namespace w3c
