@@ -1,0 +1,710 @@
+// examples/request_log/server.cc: an HTTP server whose every log line names
+// the request it belongs to, with no id passed to the code that logs.
+//
+// What this is for: jtolds/gls's use case, end to end. Each request's ids
+// (trace id and span from W3C `traceparent`, `X-Request-Id`, `tenant`/`user`
+// from W3C `baggage`) are set once with one SetValues; from then on the
+// handler, a task on a thread pool, a thread started with gls::Go, an
+// outgoing HTTP call to a second instance (which gets `traceparent` and
+// `baggage` built from the gls values) and the Asio completion handlers all
+// log through spdlog, and the `%*` flag adds the ids to each line.
+//
+//   server --port N [--downstream http://127.0.0.1:M] [--threads T]
+//          [--pool-threads P] [--log FILE] [--gls=on|off] [--name NAME]
+//
+// Every line logged for a request also names the ids the logging code knows
+// by itself ("own_trace=... own_req=...", captured explicitly), so a test can
+// check that the ids gls printed are that request's and no other's
+// (examples/request_log/e2e_test.py).
+//
+// --gls=off runs the same work and logs the same messages with no SetValues,
+// plain Asio executors, std::jthread and a pattern without the flag: the
+// baseline examples/request_log/overhead.sh measures gls against.
+//
+// A downstream that fails (refused, not answering within 2 s, non-200) is
+// logged at warn level and the client gets 502 Bad Gateway, with the trace
+// id in the body as for a 200.
+#include <signal.h>
+
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "boost/asio/any_io_executor.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/signal_set.hpp"
+#include "boost/asio/strand.hpp"
+#include "boost/asio/thread_pool.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/http.hpp"
+#include "gls/contrib/asio.h"
+#include "gls/contrib/spdlog.h"
+#include "gls/contrib/w3c.h"
+#include "gls/gls.h"
+#include "spdlog/logger.h"
+#include "spdlog/sinks/basic_file_sink.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+constexpr auto kDownstreamTimeout = std::chrono::seconds(2);
+constexpr auto kIdleTimeout = std::chrono::seconds(30);
+// Above the W3C baggage limit (8192 bytes), so an oversized baggage header
+// reaches ParseBaggage (which drops what is beyond the limit and says so);
+// anything larger is refused by Beast with 431.
+constexpr std::uint32_t kHeaderLimit = 16 * 1024;
+constexpr std::uint64_t kBodyLimit = 64 * 1024;
+// Longest X-Request-Id and baggage value taken; longer ones are ignored
+// with a warning, so a client cannot make every log line huge.
+constexpr std::size_t kMaxIdLength = 128;
+constexpr std::size_t kMaxBaggageValue = 64;
+
+// The request's values. Typed keys: the fast path of GetValue and of the
+// log flag.
+gls::ContextManager request_values;
+const gls::TypedKey<std::string> kTraceId;
+const gls::TypedKey<std::string> kSpanId;
+const gls::TypedKey<std::string> kParentId;
+const gls::TypedKey<std::string> kRequestId;
+const gls::TypedKey<std::string> kTenant;
+const gls::TypedKey<std::string> kUser;
+// This hop's traceparent (our trace id, our span as the parent id): what an
+// outgoing call sends. Not printed.
+const gls::TypedKey<gls::w3c::TraceParent> kOutgoing;
+
+// The baggage entries that become values; every other entry is ignored.
+struct BaggageKey {
+  std::string_view name;
+  const gls::TypedKey<std::string>* key;
+};
+const BaggageKey kBaggageAllowlist[] = {{"tenant", &kTenant}, {"user", &kUser}};
+
+std::shared_ptr<spdlog::logger> g_log;
+
+// Where outgoing calls go, from "http://HOST[:PORT][/path]".
+struct Downstream {
+  tcp::endpoint endpoint;
+  std::string host;  // the Host header
+  std::string target = "/";
+};
+
+struct Options {
+  int port = -1;
+  std::string downstream;  // as given, for the startup line
+  std::optional<Downstream> downstream_target;
+  int threads = 2;
+  int pool_threads = 2;
+  std::string log_file;
+  bool gls = true;
+  std::string name = "server";
+};
+
+[[noreturn]] void Usage(const std::string& problem) {
+  std::fprintf(stderr,
+               "server: %s\n"
+               "usage: server --port N [--downstream http://HOST:PORT[/path]] "
+               "[--threads T] [--pool-threads P] [--log FILE] [--gls=on|off] "
+               "[--name NAME]\n"
+               "  --port 0 picks a free port; the first line on stdout is "
+               "\"listening on 127.0.0.1:<port>\".\n",
+               problem.c_str());
+  std::exit(2);
+}
+
+Downstream ParseDownstream(std::string_view url);
+
+int ParseInt(std::string_view flag, std::string_view text, int min, int max) {
+  int value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < min ||
+      value > max) {
+    Usage(std::string(flag) + " wants an integer in [" + std::to_string(min) +
+          ", " + std::to_string(max) + "], got \"" + std::string(text) + "\"");
+  }
+  return value;
+}
+
+Options ParseOptions(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view flag = arg;
+    std::optional<std::string_view> value;
+    if (auto eq = arg.find('='); eq != std::string_view::npos) {
+      flag = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    }
+    auto take = [&]() -> std::string_view {
+      if (value) return *value;
+      if (i + 1 >= argc) Usage(std::string(flag) + " needs a value");
+      return argv[++i];
+    };
+    if (flag == "--port") {
+      options.port = ParseInt(flag, take(), 0, 65535);
+    } else if (flag == "--downstream") {
+      options.downstream = std::string(take());
+      options.downstream_target = ParseDownstream(options.downstream);
+    } else if (flag == "--threads") {
+      options.threads = ParseInt(flag, take(), 1, 64);
+    } else if (flag == "--pool-threads") {
+      options.pool_threads = ParseInt(flag, take(), 1, 64);
+    } else if (flag == "--log") {
+      options.log_file = std::string(take());
+      if (options.log_file.empty()) Usage("--log needs a file name");
+    } else if (flag == "--gls") {
+      std::string_view v = take();
+      if (v != "on" && v != "off") Usage("--gls is on or off, got \"" + std::string(v) + "\"");
+      options.gls = v == "on";
+    } else if (flag == "--name") {
+      options.name = std::string(take());
+      if (options.name.empty() || options.name.size() > 32 ||
+          options.name.find_first_not_of(
+              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+              std::string::npos) {
+        Usage("--name is 1-32 characters of [A-Za-z0-9_-]");
+      }
+    } else if (flag == "--help" || flag == "-h") {
+      Usage("help");
+    } else {
+      Usage("unknown flag \"" + std::string(arg) + "\"");
+    }
+  }
+  if (options.port < 0) Usage("--port is required (0 picks a free port)");
+  return options;
+}
+
+Downstream ParseDownstream(std::string_view url) {
+  constexpr std::string_view kScheme = "http://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    Usage("--downstream must start with http:// (got \"" + std::string(url) + "\")");
+  }
+  std::string_view rest = url.substr(kScheme.size());
+  Downstream d;
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    d.target = std::string(rest.substr(slash));
+    rest = rest.substr(0, slash);
+  }
+  std::string_view host = rest;
+  int port = 80;
+  if (auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    port = ParseInt("--downstream port", rest.substr(colon + 1), 1, 65535);
+  }
+  boost::system::error_code ec;
+  net::ip::address address = net::ip::make_address(std::string(host), ec);
+  if (host == "localhost") {
+    address = net::ip::address_v4::loopback();
+  } else if (ec) {
+    Usage("--downstream host must be an IP address or localhost (got \"" +
+          std::string(host) + "\")");
+  }
+  d.endpoint = tcp::endpoint(address, static_cast<unsigned short>(port));
+  d.host = std::string(rest);
+  return d;
+}
+
+// Header text, or anything a client sent, made safe for one log line:
+// control and non-ASCII bytes become '?', and it is cut at `max` bytes.
+std::string Printable(std::string_view text, std::size_t max = 200) {
+  std::string out(text.substr(0, max));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  }
+  if (text.size() > max) out += "...";
+  return out;
+}
+
+bool IsRequestIdText(std::string_view id) {
+  if (id.empty() || id.size() > kMaxIdLength) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == ':';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
+
+// What a request says about itself, read from its headers once.
+struct RequestIds {
+  std::string trace_id;   // 32 hex: the incoming trace's, or a new one
+  std::string span_id;    // 16 hex: new for this hop
+  std::string parent_id;  // 16 hex: the caller's span, if it sent one
+  std::string request_id; // X-Request-Id, or else the trace id
+  std::string tenant;
+  std::string user;
+  gls::w3c::TraceParent outgoing;
+  std::vector<std::string> warnings;  // one line each, logged once
+};
+
+template <typename Request>
+RequestIds ExtractIds(const Request& req) {
+  RequestIds ids;
+  gls::w3c::TraceParent incoming;
+  bool continues = false;
+  if (auto it = req.find("traceparent"); it != req.end()) {
+    std::string why;
+    if (auto tp = gls::w3c::ParseTraceParent(View(it->value()), &why)) {
+      incoming = *tp;
+      continues = true;
+    } else {
+      ids.warnings.push_back(why.empty() ? "traceparent: invalid, ignored" : why);
+    }
+  }
+  ids.outgoing.version = 0;
+  ids.outgoing.trace_id = continues ? incoming.trace_id : gls::w3c::NewTraceId();
+  ids.outgoing.parent_id = gls::w3c::NewParentId();
+  ids.outgoing.flags = continues ? incoming.flags : 0x01;
+  ids.trace_id = ids.outgoing.TraceIdHex();
+  ids.span_id = ids.outgoing.ParentIdHex();
+  if (continues) ids.parent_id = incoming.ParentIdHex();
+
+  ids.request_id = ids.trace_id;
+  if (auto it = req.find("X-Request-Id"); it != req.end()) {
+    std::string_view id = View(it->value());
+    if (IsRequestIdText(id)) {
+      ids.request_id = std::string(id);
+    } else {
+      ids.warnings.push_back("X-Request-Id: ignored, not 1-128 characters of [A-Za-z0-9._:-]");
+    }
+  }
+
+  if (auto it = req.find("baggage"); it != req.end()) {
+    std::string why;
+    for (gls::w3c::BaggageEntry& entry : gls::w3c::ParseBaggage(View(it->value()), &why)) {
+      for (const BaggageKey& allowed : kBaggageAllowlist) {
+        if (entry.key != allowed.name) continue;
+        if (entry.value.size() > kMaxBaggageValue) {
+          if (why.empty()) why = "baggage: " + std::string(allowed.name) + " longer than 64 bytes, ignored";
+        } else {
+          (allowed.key == &kTenant ? ids.tenant : ids.user) = std::move(entry.value);
+        }
+      }
+    }
+    if (!why.empty()) ids.warnings.push_back(std::move(why));
+  }
+  return ids;
+}
+
+// Stands in for the request's real work on the pool: a hash of what it got.
+std::uint64_t Digest(std::string_view a, std::string_view b) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (int round = 0; round < 16; ++round) {
+    for (char c : a) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    for (char c : b) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  }
+  return h;
+}
+
+class Server;
+
+// One client connection: reads requests one after the other and runs each
+// through handler -> pool -> gls::Go child -> downstream -> response.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Server& server, tcp::socket socket)
+      : server_(server), stream_(std::move(socket)) {}
+
+  void Start() { DoRead(); }
+
+ private:
+  struct DownstreamCall {
+    explicit DownstreamCall(const net::any_io_executor& ex) : stream(ex) {}
+    beast::tcp_stream stream;
+    http::request<http::empty_body> req;
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  };
+
+  void DoRead();
+  void OnRead(beast::error_code ec);
+  void Handle();
+  void AfterPool();
+  void CallDownstream();
+  void FinishDownstream(DownstreamCall& call, beast::error_code ec, const char* stage);
+  void Respond(http::status status, bool log_write, std::string body);
+  void OnWrite(beast::error_code ec, std::size_t bytes, bool log_write);
+  void Close();
+  template <typename Request>
+  void Inject(Request& req) const;
+
+  Server& server_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  RequestIds ids_;
+  std::string target_;
+  bool keep_alive_ = false;
+  unsigned version_ = 11;
+  http::response<http::string_body> res_;
+};
+
+class Server {
+ public:
+  explicit Server(const Options& options)
+      : options_(options),
+        io_(options.threads),
+        pool_(static_cast<std::size_t>(options.pool_threads)),
+        acceptor_(Wrap(io_.get_executor())),
+        signals_(Wrap(io_.get_executor()), SIGINT, SIGTERM),
+        pool_executor_(Wrap(pool_.get_executor())),
+        downstream_(options.downstream_target) {}
+
+  int Run() {
+    beast::error_code ec;
+    const tcp::endpoint endpoint(net::ip::address_v4::loopback(),
+                                 static_cast<unsigned short>(options_.port));
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      std::fprintf(stderr, "server: cannot listen on 127.0.0.1:%d: %s\n", options_.port,
+                   ec.message().c_str());
+      return 1;
+    }
+    const unsigned port = acceptor_.local_endpoint().port();
+    std::printf("listening on 127.0.0.1:%u\n", port);
+    std::fflush(stdout);
+    g_log->info("listening on 127.0.0.1:{} threads={} pool_threads={} gls={} downstream={}",
+                port, options_.threads, options_.pool_threads, options_.gls ? "on" : "off",
+                downstream_ ? Printable(options_.downstream) : "none");
+
+    DoAccept();
+    signals_.async_wait([this](beast::error_code wait_ec, int signal) {
+      if (wait_ec) return;
+      g_log->info("stopping on signal {}", signal);
+      // In-flight requests are dropped; handlers that are running finish.
+      io_.stop();
+    });
+    std::vector<std::thread> threads;
+    for (int i = 1; i < options_.threads; ++i) threads.emplace_back([this] { io_.run(); });
+    io_.run();
+    for (std::thread& t : threads) t.join();
+    pool_.join();
+    g_log->info("stopped requests={} bad_requests={} downstream_failures={}",
+                requests_.load(), bad_requests_.load(), downstream_failures_.load());
+    g_log->flush();
+    return 0;
+  }
+
+  bool gls() const { return options_.gls; }
+  const std::optional<Downstream>& downstream() const { return downstream_; }
+  const net::any_io_executor& pool_executor() const { return pool_executor_; }
+  void CountRequest() { requests_.fetch_add(1, std::memory_order_relaxed); }
+  void CountBadRequest() { bad_requests_.fetch_add(1, std::memory_order_relaxed); }
+  void CountDownstreamFailure() { downstream_failures_.fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  // With --gls=on every executor is wrapped, so each completion handler runs
+  // in the values of the request that started the operation.
+  template <typename Executor>
+  net::any_io_executor Wrap(const Executor& ex) const {
+    if (options_.gls) return net::any_io_executor(gls::asio::Propagating(ex));
+    return net::any_io_executor(ex);
+  }
+
+  void DoAccept() {
+    // Each connection gets its own strand: its read, write, timer and
+    // downstream handlers never run at the same time.
+    acceptor_.async_accept(Wrap(net::make_strand(io_.get_executor())),
+                           [this](beast::error_code ec, tcp::socket socket) {
+                             if (ec) {
+                               if (ec == net::error::operation_aborted) return;
+                               g_log->warn("accept failed: {}", ec.message());
+                             } else {
+                               std::make_shared<Session>(*this, std::move(socket))->Start();
+                             }
+                             DoAccept();
+                           });
+  }
+
+  Options options_;
+  net::io_context io_;
+  net::thread_pool pool_;
+  tcp::acceptor acceptor_;
+  net::signal_set signals_;
+  net::any_io_executor pool_executor_;
+  std::optional<Downstream> downstream_;
+  std::atomic<std::uint64_t> requests_{0};
+  std::atomic<std::uint64_t> bad_requests_{0};
+  std::atomic<std::uint64_t> downstream_failures_{0};
+};
+
+void Session::DoRead() {
+  parser_.emplace();
+  parser_->header_limit(kHeaderLimit);
+  parser_->body_limit(kBodyLimit);
+  stream_.expires_after(kIdleTimeout);
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                     self->OnRead(ec);
+                   });
+}
+
+void Session::OnRead(beast::error_code ec) {
+  // Runs outside every request: the read was started outside (see OnWrite).
+  if (ec == http::error::end_of_stream || ec == net::error::eof ||
+      ec == net::error::connection_reset || ec == beast::error::timeout) {
+    return Close();
+  }
+  if (ec) {
+    server_.CountBadRequest();
+    if (ec.category() != http::make_error_code(http::error::bad_target).category()) {
+      g_log->warn("read failed: {}", ec.message());
+      return Close();
+    }
+    http::status status = http::status::bad_request;
+    if (ec == http::error::header_limit) status = http::status::request_header_fields_too_large;
+    if (ec == http::error::body_limit) status = http::status::payload_too_large;
+    g_log->warn("bad request status={}: {}", static_cast<unsigned>(status), ec.message());
+    keep_alive_ = false;
+    version_ = 11;
+    return Respond(status, /*log_write=*/false, "bad request: " + ec.message() + "\n");
+  }
+
+  const auto& req = parser_->get();
+  keep_alive_ = req.keep_alive();
+  version_ = req.version();
+  target_ = Printable(View(req.target()), 64);
+  ids_ = ExtractIds(req);
+  server_.CountRequest();
+  if (!server_.gls()) return Handle();
+
+  gls::Values values;
+  values.Set(kTraceId, ids_.trace_id);
+  values.Set(kSpanId, ids_.span_id);
+  if (!ids_.parent_id.empty()) values.Set(kParentId, ids_.parent_id);
+  values.Set(kRequestId, ids_.request_id);
+  if (!ids_.tenant.empty()) values.Set(kTenant, ids_.tenant);
+  if (!ids_.user.empty()) values.Set(kUser, ids_.user);
+  values.Set(kOutgoing, ids_.outgoing);
+  // Everything Handle starts (pool task, thread, downstream call, response
+  // write) carries these values to wherever it runs.
+  request_values.SetValues(values, [this] { Handle(); });
+}
+
+void Session::Handle() {
+  const std::string& own_trace = ids_.trace_id;
+  const std::string& own_req = ids_.request_id;
+  for (const std::string& warning : ids_.warnings) {
+    g_log->warn("warning own_trace={} own_req={} {}", own_trace, own_req, Printable(warning));
+  }
+  g_log->info("handler own_trace={} own_req={} method={} target={}", own_trace, own_req,
+              View(parser_->get().method_string()), target_);
+
+  // Work for the pool: it logs, then continues the request on this
+  // connection's strand. Neither it nor its continuation is given the
+  // request's values, only its own copy of the ids to print next to them.
+  net::post(server_.pool_executor(),
+            [self = shared_from_this(), own_trace, own_req, target = target_,
+             back = stream_.get_executor()] {
+              const std::uint64_t digest = Digest(target, own_req);
+              g_log->info("pool own_trace={} own_req={} digest={:016x}", own_trace, own_req,
+                          digest);
+              net::post(back, [self] { self->AfterPool(); });
+            });
+}
+
+void Session::AfterPool() {
+  auto child = [own_trace = ids_.trace_id, own_req = ids_.request_id] {
+    g_log->info("go own_trace={} own_req={}", own_trace, own_req);
+  };
+  (server_.gls() ? gls::Go(child) : std::jthread(child)).join();
+
+  if (server_.downstream()) return CallDownstream();
+  Respond(http::status::ok, /*log_write=*/true,
+          "trace_id=" + ids_.trace_id + " request_id=" + ids_.request_id + "\n");
+}
+
+// Puts the request's trace context on an outgoing request. With gls on it
+// reads the values of the running flow (it is called deep inside the
+// request's work, with no ids passed in); off, the session's own copy.
+template <typename Request>
+void Session::Inject(Request& req) const {
+  const gls::w3c::TraceParent* outgoing = &ids_.outgoing;
+  const std::string* request_id = &ids_.request_id;
+  const std::string* tenant = ids_.tenant.empty() ? nullptr : &ids_.tenant;
+  const std::string* user = ids_.user.empty() ? nullptr : &ids_.user;
+  if (server_.gls()) {
+    outgoing = request_values.GetValue(kOutgoing);
+    request_id = request_values.GetValue(kRequestId);
+    tenant = request_values.GetValue(kTenant);
+    user = request_values.GetValue(kUser);
+  }
+  if (outgoing != nullptr) req.set("traceparent", gls::w3c::FormatTraceParent(*outgoing));
+  if (request_id != nullptr) req.set("X-Request-Id", *request_id);
+  std::vector<gls::w3c::BaggageEntry> baggage;
+  if (tenant != nullptr) baggage.push_back({"tenant", *tenant, ""});
+  if (user != nullptr) baggage.push_back({"user", *user, ""});
+  if (!baggage.empty()) req.set("baggage", gls::w3c::FormatBaggage(baggage));
+}
+
+void Session::CallDownstream() {
+  const Downstream& downstream = *server_.downstream();
+  auto call = std::make_shared<DownstreamCall>(stream_.get_executor());
+  call->req = http::request<http::empty_body>(http::verb::get, downstream.target, 11);
+  call->req.set(http::field::host, downstream.host);
+  call->req.set(http::field::user_agent, "gls-request-log");
+  call->req.keep_alive(false);
+  Inject(call->req);
+  // One budget for connect, write and read together.
+  call->stream.expires_after(kDownstreamTimeout);
+  call->stream.async_connect(
+      downstream.endpoint, [self = shared_from_this(), call](beast::error_code ec) {
+        if (ec) return self->FinishDownstream(*call, ec, "connect");
+        http::async_write(
+            call->stream, call->req, [self, call](beast::error_code write_ec, std::size_t) {
+              if (write_ec) return self->FinishDownstream(*call, write_ec, "write");
+              http::async_read(call->stream, call->buffer, call->res,
+                               [self, call](beast::error_code read_ec, std::size_t) {
+                                 self->FinishDownstream(*call, read_ec, "read");
+                               });
+            });
+      });
+}
+
+void Session::FinishDownstream(DownstreamCall& call, beast::error_code ec, const char* stage) {
+  const std::string& own_trace = ids_.trace_id;
+  const std::string& own_req = ids_.request_id;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - call.start)
+                      .count();
+  bool ok = false;
+  if (ec) {
+    g_log->warn("downstream own_trace={} own_req={} failed stage={} ms={} error={}", own_trace,
+                own_req, stage, ms, ec.message());
+  } else {
+    // The downstream answers "trace_id=<hex> request_id=<id>": what it saw.
+    std::string_view body = call.res.body();
+    std::string_view echoed = "none";
+    if (body.substr(0, 9) == "trace_id=") echoed = body.substr(9, body.find(' ') - 9);
+    ok = call.res.result() == http::status::ok;
+    if (ok) {
+      g_log->info("downstream own_trace={} own_req={} status=200 ms={} echoed_trace={}",
+                  own_trace, own_req, ms, Printable(echoed, 64));
+    } else {
+      g_log->warn("downstream own_trace={} own_req={} failed stage=status ms={} status={}",
+                  own_trace, own_req, ms, call.res.result_int());
+    }
+  }
+  beast::error_code ignored;
+  call.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  call.stream.close();
+  if (!ok) server_.CountDownstreamFailure();
+  Respond(ok ? http::status::ok : http::status::bad_gateway, /*log_write=*/true,
+          "trace_id=" + ids_.trace_id + " request_id=" + ids_.request_id +
+              (ok ? "\n" : " downstream=failed\n"));
+}
+
+void Session::Respond(http::status status, bool log_write, std::string body) {
+  res_ = http::response<http::string_body>(status, version_);
+  res_.set(http::field::server, "gls-request-log");
+  res_.set(http::field::content_type, "text/plain");
+  res_.keep_alive(keep_alive_);
+  res_.body() = std::move(body);
+  res_.prepare_payload();
+  stream_.expires_after(kIdleTimeout);
+  http::async_write(stream_, res_,
+                    [self = shared_from_this(), log_write](beast::error_code ec, std::size_t n) {
+                      self->OnWrite(ec, n, log_write);
+                    });
+}
+
+void Session::OnWrite(beast::error_code ec, std::size_t bytes, bool log_write) {
+  if (log_write) {
+    if (ec) {
+      g_log->warn("write own_trace={} own_req={} failed error={}", ids_.trace_id,
+                  ids_.request_id, ec.message());
+    } else {
+      g_log->info("write own_trace={} own_req={} status={} bytes={}", ids_.trace_id,
+                  ids_.request_id, res_.result_int(), bytes);
+    }
+  }
+  if (ec || !res_.keep_alive()) return Close();
+  // The next request's read starts outside this request's values: its
+  // completion (and a bad request's log line) must not carry this request's
+  // ids.
+  if (server_.gls()) {
+    gls::Snapshot().Run([this] { DoRead(); });
+  } else {
+    DoRead();
+  }
+}
+
+void Session::Close() {
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.close();
+}
+
+std::shared_ptr<spdlog::logger> MakeLogger(const Options& options) {
+  spdlog::sink_ptr sink;
+  if (options.log_file.empty()) {
+    sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  } else {
+    sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(options.log_file, /*truncate=*/true);
+  }
+  auto logger = std::make_shared<spdlog::logger>(options.name, std::move(sink));
+  // The flag's " label=value" entries go between the thread id and " | ",
+  // the message after it.
+  if (options.gls) {
+    logger->set_formatter(gls::spdlog_values::MakeFormatter(
+        "%Y-%m-%dT%H:%M:%S.%f %n %l [%t]%* | %v",
+        gls::spdlog_values::Flag(request_values)
+            .Add("trace_id", kTraceId)
+            .Add("span_id", kSpanId)
+            .Add("parent_id", kParentId)
+            .Add("request_id", kRequestId)
+            .Add("tenant", kTenant)
+            .Add("user", kUser)));
+  } else {
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%f %n %l [%t] | %v");
+  }
+  logger->set_level(spdlog::level::info);
+  logger->flush_on(spdlog::level::err);
+  return logger;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options options = ParseOptions(argc, argv);
+  try {
+    g_log = MakeLogger(options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "server: cannot log to %s: %s\n", options.log_file.c_str(), e.what());
+    return 1;
+  }
+  int status = 1;
+  try {
+    Server server(options);
+    status = server.Run();
+  } catch (const std::exception& e) {
+    g_log->error("fatal: {}", e.what());
+    std::fprintf(stderr, "server: %s\n", e.what());
+  }
+  g_log->flush();
+  g_log.reset();
+  return status;
+}
