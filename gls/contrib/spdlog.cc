@@ -1,5 +1,6 @@
 #include "gls/contrib/spdlog.h"
 
+#include <array>
 #include <cstring>
 #include <iterator>
 #include <stdexcept>
@@ -13,10 +14,20 @@ namespace spdlog_values {
 namespace internal {
 namespace {
 
-// Whether `c` forces a value into quotes.
-inline bool NeedsQuoting(unsigned char c) {
-  return c <= 0x20 || c == 0x7f || c == '"' || c == '=' || c == '\\';
-}
+// Whether a byte forces a value into quotes: controls, space, 0x7f, '"',
+// '=', '\\'. A table, read for every byte with no early exit: a request
+// id's mix of digits and letters would make a chain of compares mispredict.
+constexpr std::array<unsigned char, 256> kNeedsQuoting = [] {
+  std::array<unsigned char, 256> table{};
+  for (int c = 0; c <= 0x20; ++c) table[c] = 1;
+  table[0x7f] = 1;
+  table['"'] = 1;
+  table['='] = 1;
+  table['\\'] = 1;
+  return table;
+}();
+
+inline bool NeedsQuoting(unsigned char c) { return kNeedsQuoting[c] != 0; }
 
 inline void Append(spdlog::memory_buf_t& dest, std::string_view s) {
   dest.append(s.data(), s.data() + s.size());
@@ -32,15 +43,26 @@ std::string Describe(char c) {
 
 }  // namespace
 
+void AppendRaw(spdlog::memory_buf_t& dest, const char* data, size_t size) {
+  // resize + memcpy: one capacity check, no per-chunk loop.
+  const size_t old_size = dest.size();
+  dest.resize(old_size + size);
+  if (size != 0) std::memcpy(dest.data() + old_size, data, size);
+}
+
 void AppendEscaped(std::string_view value, spdlog::memory_buf_t& dest) {
   const char* const begin = value.data();
   const char* const end = begin + value.size();
-  const char* p = begin;
-  while (p != end && !NeedsQuoting(static_cast<unsigned char>(*p))) ++p;
-  if (p == end && !value.empty()) {  // the common case: as is
-    dest.append(begin, end);
+  unsigned char any = 0;
+  for (const char* q = begin; q != end; ++q) {
+    any |= kNeedsQuoting[static_cast<unsigned char>(*q)];
+  }
+  if (any == 0 && !value.empty()) {  // the common case: as is
+    AppendRaw(dest, begin, value.size());
     return;
   }
+  const char* p = begin;
+  while (p != end && !NeedsQuoting(static_cast<unsigned char>(*p))) ++p;
   static constexpr char kHex[] = "0123456789abcdef";
   dest.push_back('"');
   dest.append(begin, p);
@@ -136,7 +158,7 @@ void Flag::format(const spdlog::details::log_msg& /*msg*/,
   for (const Entry& entry : entries_) {
     const gls::Value* value = manager_->GetValue(gls::KeyView(entry.key));
     if (value == nullptr) continue;
-    dest.append(entry.prefix.data(), entry.prefix.data() + entry.prefix.size());
+    internal::AppendRaw(dest, entry.prefix.data(), entry.prefix.size());
     if (entry.print != nullptr) {
       entry.print(value->data(), dest);
     } else {

@@ -71,6 +71,7 @@
 #ifndef GLS_CONTRIB_SPDLOG_H_
 #define GLS_CONTRIB_SPDLOG_H_
 
+#include <cstddef>
 #include <ctime>
 #include <iterator>
 #include <memory>
@@ -94,6 +95,9 @@ namespace internal {
 
 // Small buffer for values that are printed first and escaped after.
 using ScratchBuffer = fmt::basic_memory_buffer<char, 128>;
+
+// AppendRaw(dest, data, size): appends `size` bytes at `data` to `dest`.
+void AppendRaw(spdlog::memory_buf_t& dest, const char* data, size_t size);
 
 // AppendEscaped(value, dest): appends `value` to `dest`, quoted and escaped
 // as the file comment describes when it needs to be.
