@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "strategies/stack_tag/internal/tags.h"
@@ -18,33 +19,66 @@ bool StrictMode() {
   return strict != nullptr && std::strcmp(strict, "1") == 0;
 }
 
-// Decided once: the strategy every stack_tag call delegates to when the
-// self-check failed, or nullptr when tags work.
-const Strategy* Fallback() {
-  static const Strategy* fallback = []() -> const Strategy* {
-    const absl::Status& status = stack_tag_internal::SelfCheck();
-    if (status.ok()) return nullptr;
+// Decided once per walker, from that walker's own self-check: the walker a
+// stack_tag strategy reads with, or, when no walker works, the strategy
+// every call delegates to instead.
+struct Resolution {
+  Walker walker;
+  const Strategy* fallback;  // nullptr when tags work
+};
+
+[[noreturn]] void AbortStrict(const absl::Status& status, const char* instead) {
+  std::fprintf(stderr,
+               "gls: %s\ngls: GLS_STACK_TAG_STRICT=1: aborting instead of %s\n",
+               std::string(status.message()).c_str(), instead);
+  std::abort();
+}
+
+Resolution Resolve(Walker wanted) {
+  const absl::Status& libunwind = stack_tag_internal::SelfCheckFor(Walker::kLibunwind);
+  if (wanted == Walker::kFramePointer) {
+    const absl::Status& frame_pointer =
+        stack_tag_internal::SelfCheckFor(Walker::kFramePointer);
+    if (frame_pointer.ok()) return {Walker::kFramePointer, nullptr};
+    if (libunwind.ok()) {
+      // Right answers, slower: the libunwind walker needs no frame pointers.
+      static std::once_flag reported;
+      std::call_once(reported, [&] {
+        if (StrictMode()) AbortStrict(frame_pointer, "using the libunwind walker");
+        std::fprintf(stderr,
+                     "gls: %s\ngls: stack_tag reads with the libunwind walker "
+                     "instead (right, slower); set GLS_STACK_TAG_STRICT=1 to "
+                     "abort instead\n",
+                     std::string(frame_pointer.message()).c_str());
+      });
+      return {Walker::kLibunwind, nullptr};
+    }
+  } else if (libunwind.ok()) {
+    return {Walker::kLibunwind, nullptr};
+  }
+  const absl::Status& status = stack_tag_internal::SelfCheck();
+  static std::once_flag reported;
+  std::call_once(reported, [&] {
     if (StrictMode()) {
-      std::fprintf(stderr,
-                   "gls: %s\ngls: GLS_STACK_TAG_STRICT=1: aborting instead of "
-                   "falling back to the thread_local strategy\n",
-                   std::string(status.message()).c_str());
-      std::abort();
+      AbortStrict(status, "falling back to the thread_local strategy");
     }
     std::fprintf(stderr,
                  "gls: %s\ngls: falling back to the thread_local strategy "
                  "(right for threads, NOT for fibers); set "
                  "GLS_STACK_TAG_STRICT=1 to abort instead\n",
                  std::string(status.message()).c_str());
-    return &ThreadLocalStrategy();
-  }();
-  return fallback;
+  });
+  return {wanted, &ThreadLocalStrategy()};
 }
 
 class StackTag final : public Strategy {
  public:
   StackTag(Walker walker, std::string_view name)
-      : walker_(walker), name_(name), fallback_(Fallback()) {}
+      : StackTag(Resolve(walker), name) {}
+  StackTag(Resolution resolution, std::string_view name)
+      : walker_(resolution.walker),
+        name_(name),
+        fallback_(resolution.fallback) {}
 
   std::string_view name() const override { return name_; }
 

@@ -76,8 +76,17 @@ struct TagState {
 };
 
 // Inlined into every tag function, so the chain is one frame per tag
-// function (start -> digits -> end -> fn) and reads walk half the frames.
+// function (start -> digits -> end -> body -> fn) and reads walk half the
+// frames.
 __attribute__((always_inline)) inline void Step(TagState* s, int caller);
+
+// The end marker's callee, which runs fn: a frame of gls's own (built with
+// frame pointers whatever the build around it says, tools/copts.bzl) whose
+// return address points into the end marker, so the walk meets the end
+// marker even when fn's own code keeps no frame pointer. It also records
+// itself as the innermost complete tag on the thread's own stack, which lets
+// a read check that its walk did not miss it.
+void TagBody(TagState* s);
 
 }  // namespace
 }  // namespace stack_tag_internal
@@ -171,7 +180,7 @@ inline void Step(TagState* s, int caller) {
     kTagFunctions[kEnd](s);
     return;
   }
-  s->fn();
+  TagBody(s);
 }
 
 // Where the tag functions are: filled once by GetLayout().
@@ -271,13 +280,15 @@ class Decoder {
  public:
   explicit Decoder(const Layout& layout) : layout_(layout) {}
 
-  // Returns true when the walk can stop.
-  bool Visit(uintptr_t return_address) {
+  // Returns true when the walk can stop. `frame` is the frame whose return
+  // address this is (0 from libunwind, which does not say).
+  bool Visit(uintptr_t return_address, uintptr_t frame = 0) {
     const int kind = Classify(layout_, return_address);
     if (kind == kNone) return false;
     if (!seen_end_) {
       if (kind == kEnd) {
         seen_end_ = true;
+        end_frame_ = frame;
         return false;
       }
       // A digit or start before any end marker: a chain being built or torn
@@ -296,12 +307,16 @@ class Decoder {
   std::optional<uint64_t> result() const {
     return found_ ? std::optional<uint64_t>(value_) : std::nullopt;
   }
+  bool found() const { return found_; }
+  // The TagBody frame of the tag found (frame-pointer walks only).
+  uintptr_t end_frame() const { return end_frame_; }
 
  private:
   const Layout& layout_;
   bool seen_end_ = false;
   bool found_ = false;
   uint64_t value_ = 0;
+  uintptr_t end_frame_ = 0;
 };
 
 // Per thread, so no read writes shared memory. Plain increments: a signal
@@ -313,6 +328,7 @@ struct ThreadCounters {
   uint64_t signal_handler_walks_given_up;
   uint64_t walks_ended_at_root;
   uint64_t walks_ended_away_from_root;
+  uint64_t missed_scopes_caught;
 };
 constinit thread_local ThreadCounters thread_counters
     __attribute__((tls_model("initial-exec"))) = {};
@@ -332,6 +348,14 @@ struct ThreadStack {
   // learning the same root again.
   RootFrame known_breaks[kMaxRootFrames];
   int next_known_break;
+  // The frame of the innermost TagBody running on this stack (set once its
+  // tag chain is complete, cleared before the chain is torn down), or 0.
+  uintptr_t innermost_tag;
+  // How many TagBody frames entered on this thread are running off its own
+  // stack (on fibers' stacks), suspended or not. Counted on the thread that
+  // entered them: a fiber that migrates between threads (Boost.Fiber's
+  // work-stealing algorithms) leaves the count off on both.
+  int64_t off_stack_tags;
 };
 constinit thread_local ThreadStack thread_stack
     __attribute__((tls_model("initial-exec"))) = {};
@@ -390,25 +414,26 @@ __attribute__((noinline)) std::optional<RootFrame> OutermostFramePointerFrame(
 // below a root frame. Not async-signal-safe: called only where a libunwind
 // fallback would be. Returns true if it learned something a walk can use.
 // Stores are ordered for a signal handler reading the state meanwhile.
+__attribute__((noinline)) bool LearnThreadBounds() {
+  ThreadStack& t = thread_stack;
+  if (t.bounds_tried) return false;
+  t.bounds_tried = true;
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return false;
+  void* addr = nullptr;
+  size_t size = 0;
+  const int rc = pthread_attr_getstack(&attr, &addr, &size);
+  pthread_attr_destroy(&attr);
+  if (rc != 0 || size == 0) return false;
+  t.lo = reinterpret_cast<uintptr_t>(addr);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  t.hi = t.lo + size;
+  return true;
+}
+
 __attribute__((noinline)) bool LearnThreadStack(uintptr_t break_fp) {
   ThreadStack& t = thread_stack;
-  bool learned = false;
-  if (!t.bounds_tried) {
-    t.bounds_tried = true;
-    pthread_attr_t attr;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-      void* addr = nullptr;
-      size_t size = 0;
-      const int rc = pthread_attr_getstack(&attr, &addr, &size);
-      pthread_attr_destroy(&attr);
-      if (rc == 0 && size > 0) {
-        t.lo = reinterpret_cast<uintptr_t>(addr);
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-        t.hi = t.lo + size;
-        learned = true;
-      }
-    }
-  }
+  bool learned = LearnThreadBounds();
   const uintptr_t here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
   if (t.hi == 0 || here < t.lo || here >= t.hi) return learned;
   RootFrame broke_at{0, 0};
@@ -442,6 +467,53 @@ __attribute__((noinline)) bool LearnThreadStack(uintptr_t break_fp) {
   }
   return true;
 }
+
+// Not inlined, and built with frame pointers (GLS_COPTS): its frame, whose
+// return address is in the end marker, is on every frame-pointer chain from
+// inside the scope. `here` is that frame, the one a walk meets the end
+// marker at. The stores are ordered for a signal handler reading meanwhile:
+// innermost_tag names this frame only while its tag chain is complete.
+__attribute__((noinline, noipa)) void TagBody(TagState* s) {
+  ThreadStack& t = thread_stack;
+  const uintptr_t here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  if (here < t.lo || here >= t.hi) {
+    // A fiber's or an alternate signal stack, or bounds unknown: no bounds
+    // to tell this stack's tags from another's, so only counted.
+    struct Count {
+      int64_t& count;
+      explicit Count(int64_t& c) : count(c) {
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        ++count;
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+      }
+      ~Count() {
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        --count;
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+      }
+    } count(t.off_stack_tags);
+    s->fn();
+    return;
+  }
+  struct Restore {
+    ThreadStack& t;
+    const uintptr_t outer;
+    ~Restore() {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      t.innermost_tag = outer;
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    }
+  } restore{t, t.innermost_tag};
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  t.innermost_tag = here;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  s->fn();
+}
+
+// The main thread's bounds, learned before main runs (pthread_getattr_np
+// reads /proc/self/maps for it, which is not async-signal-safe), so that no
+// read or scope on the main thread needs to learn them later.
+[[maybe_unused]] const bool main_thread_bounds_learned = LearnThreadBounds();
 
 #if defined(__SANITIZE_THREAD__)
 // Under TSan, libunwind's per-thread caches (unw_backtrace's trace cache,
@@ -500,6 +572,9 @@ __attribute__((noinline)) std::optional<uint64_t> ReadWithLibunwind(
 }  // namespace
 
 void RunTagged(uint64_t id, absl::FunctionRef<void()> fn) {
+  // Learned here (outside signal handlers, in practice) so that TagBody can
+  // record the tags on the thread's own stack, and reads there are bounded.
+  if (!thread_stack.bounds_tried) [[unlikely]] LearnThreadBounds();
   int digits = 0;
   for (uint64_t v = id; v != 0; v >>= 4) ++digits;
   TagState state{id, digits, false, kStart, fn};
@@ -540,11 +615,66 @@ __attribute__((noinline)) std::optional<uint64_t> ReadAfterBrokenChain(
     Decoder decoder(layout);
     uintptr_t again_break_fp = 0;
     const WalkOutcome outcome = WalkFramePointers(
-        [&](uintptr_t ra) { return decoder.Visit(ra); }, BoundsFor,
-        &again_break_fp);
+        [&](uintptr_t ra, uintptr_t fp) { return decoder.Visit(ra, fp); },
+        BoundsFor, &again_break_fp, nullptr);
     if (outcome != WalkOutcome::kChainBroken) return AnswerOfWalk(outcome, decoder);
   }
   ++thread_counters.frame_pointer_fallbacks;
+  return ReadWithLibunwind(layout);
+}
+
+// Whether a frame-pointer walk from `start` that did not break missed a
+// scope that is certainly live: the innermost complete tag on the thread's
+// own stack lies above the reader, and the walk ended without a tag (code
+// between them keeps no frame pointer and left a plausible link in %rbp), or
+// found an outer tag only. A tag found below the recorded one is accepted:
+// a signal handler can read while an inner chain is complete but not yet
+// recorded, or already unrecorded.
+//
+// Off the thread's stack (a fiber's), where no bounds tell one stack's tags
+// from another's: a walk that ended without a tag while any tag entered on
+// this thread is running off its stack is suspect, and is confirmed.
+__attribute__((always_inline)) inline bool MissedALiveScope(
+    WalkOutcome outcome, const Decoder& decoder, uintptr_t start) {
+  const ThreadStack& t = thread_stack;
+  const bool ended_without_tag = outcome == WalkOutcome::kChainEnded ||
+                                 outcome == WalkOutcome::kChainEndedAtRoot ||
+                                 outcome == WalkOutcome::kChainEndedAwayFromRoot;
+  if (start < t.lo || start >= t.hi) {
+    return ended_without_tag && t.off_stack_tags > 0;
+  }
+  const uintptr_t innermost = t.innermost_tag;
+  if (innermost <= start || innermost >= t.hi) return false;
+  if (decoder.found()) return decoder.end_frame() > innermost;
+  return ended_without_tag;
+}
+
+void ReportMissedScopeOnce() {
+  static std::atomic<bool> reported{false};
+  if (reported.exchange(true, std::memory_order_relaxed)) return;
+  std::fprintf(stderr,
+               "gls: stack_tag: a frame-pointer walk missed a live scope: code "
+               "between a SetValues and a GetValue keeps no frame pointers "
+               "(built with -fomit-frame-pointer?). Such reads are redone with "
+               "libunwind: right, but slower. Build that code with "
+               "-fno-omit-frame-pointer, or use "
+               "--@gls//strategies/stack_tag:walker=libunwind "
+               "(docs/strategies.md). Reported once per process.\n");
+}
+
+// After MissedALiveScope: the answer by libunwind, unless the walk went
+// through a signal frame (libunwind is not async-signal-safe; the handler
+// then sees none, as documented for code without frame pointers).
+__attribute__((noinline)) std::optional<uint64_t> ReadAfterMissedScope(
+    const Layout& layout, uintptr_t start, bool crossed_signal_frame) {
+  const ThreadStack& t = thread_stack;
+  const uintptr_t hi = start >= t.lo && start < t.hi ? t.hi : 0;
+  if (crossed_signal_frame || WalkedThroughASignalFrame(start, 0, hi)) {
+    ++thread_counters.signal_handler_walks_given_up;
+    return std::nullopt;
+  }
+  ++thread_counters.missed_scopes_caught;
+  ReportMissedScopeOnce();
   return ReadWithLibunwind(layout);
 }
 
@@ -552,12 +682,21 @@ __attribute__((always_inline)) inline std::optional<uint64_t> ReadTagInline(
     Walker walker) {
   const Layout& layout = GetLayout();
   if (walker == Walker::kFramePointer && kHaveFrameWalk) {
+    // Bounds first, so that even a thread's first read stays on its stack.
+    if (!thread_stack.bounds_tried) [[unlikely]] LearnThreadBounds();
+    const uintptr_t start =
+        reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
     Decoder decoder(layout);
     uintptr_t break_fp = 0;
+    bool crossed_signal_frame = false;
     const WalkOutcome outcome = WalkFramePointers(
-        [&](uintptr_t ra) { return decoder.Visit(ra); }, BoundsFor, &break_fp);
+        [&](uintptr_t ra, uintptr_t fp) { return decoder.Visit(ra, fp); },
+        BoundsFor, &break_fp, &crossed_signal_frame);
     if (outcome == WalkOutcome::kChainBroken) {
       return ReadAfterBrokenChain(layout, break_fp);
+    }
+    if (MissedALiveScope(outcome, decoder, start)) [[unlikely]] {
+      return ReadAfterMissedScope(layout, start, crossed_signal_frame);
     }
     return AnswerOfWalk(outcome, decoder);
   }
@@ -588,6 +727,8 @@ uint64_t WalksEndedAwayFromThreadRoot() {
   return thread_counters.walks_ended_away_from_root;
 }
 
+uint64_t MissedScopesCaught() { return thread_counters.missed_scopes_caught; }
+
 ThreadStackInfo ThisThreadStack() {
   const ThreadStack& t = thread_stack;
   ThreadStackInfo info{t.lo, t.hi, 0};
@@ -599,7 +740,7 @@ ThreadStackInfo ThisThreadStack() {
 
 namespace {
 
-absl::Status RunSelfCheck() {
+absl::Status RunSelfCheck(Walker walker) {
   const Layout& layout = GetLayout();
   if (!layout.problem.empty()) {
     return absl::InternalError("stack_tag self-check: " + layout.problem);
@@ -608,21 +749,35 @@ absl::Status RunSelfCheck() {
       0,           1,           0xf,         0x10,
       0xabc,       0x123456789abcdef0, 0xfedcba9876543210, ~uint64_t{0},
   };
-  for (Walker walker : {Walker::kFramePointer, Walker::kLibunwind}) {
-    for (uint64_t id : kIds) {
-      std::optional<uint64_t> read;
-      RunTagged(id, [&] { read = ReadTag(walker); });
-      if (read != id) {
-        char buf[320];
-        std::snprintf(
-            buf, sizeof buf,
-            "stack_tag self-check: id %#" PRIx64 " read back as %s%#" PRIx64
-            " with the %s walker: the tag functions were inlined, turned into "
-            "tail calls, folded, or the unwinder cannot see their frames",
-            id, read ? "" : "nothing, not ", read.value_or(0),
-            walker == Walker::kFramePointer ? "frame-pointer" : "libunwind");
-        return absl::InternalError(buf);
-      }
+  const char* name =
+      walker == Walker::kFramePointer ? "frame-pointer" : "libunwind";
+  for (uint64_t id : kIds) {
+    const uint64_t fallbacks = FramePointerFallbacks() + MissedScopesCaught();
+    std::optional<uint64_t> read;
+    RunTagged(id, [&] { read = ReadTag(walker); });
+    char buf[400];
+    if (read != id) {
+      std::snprintf(
+          buf, sizeof buf,
+          "stack_tag self-check: id %#" PRIx64 " read back as %s%#" PRIx64
+          " with the %s walker: the tag functions were inlined, turned into "
+          "tail calls, folded, or the unwinder cannot see their frames",
+          id, read ? "" : "nothing, not ", read.value_or(0), name);
+      return absl::InternalError(buf);
+    }
+    // The frame-pointer walker must find the tag by itself: an answer that
+    // took a libunwind fallback means gls's own frames between the tag and
+    // the read keep no frame pointers, and every read would be slow.
+    if (walker == Walker::kFramePointer && kHaveFrameWalk &&
+        FramePointerFallbacks() + MissedScopesCaught() != fallbacks) {
+      std::snprintf(
+          buf, sizeof buf,
+          "stack_tag self-check: id %#" PRIx64 " was found by the "
+          "frame-pointer walker only through its libunwind fallback: gls's "
+          "own code was built without frame pointers (its BUILD copts keep "
+          "them; a toolchain that drops them breaks this walker)",
+          id);
+      return absl::InternalError(buf);
     }
   }
   return absl::OkStatus();
@@ -630,9 +785,17 @@ absl::Status RunSelfCheck() {
 
 }  // namespace
 
+const absl::Status& SelfCheckFor(Walker walker) {
+  static const absl::Status* frame_pointer =
+      new absl::Status(RunSelfCheck(Walker::kFramePointer));
+  static const absl::Status* libunwind =
+      new absl::Status(RunSelfCheck(Walker::kLibunwind));
+  return walker == Walker::kFramePointer ? *frame_pointer : *libunwind;
+}
+
 const absl::Status& SelfCheck() {
-  static const absl::Status* status = new absl::Status(RunSelfCheck());
-  return *status;
+  const absl::Status& frame_pointer = SelfCheckFor(Walker::kFramePointer);
+  return frame_pointer.ok() ? SelfCheckFor(Walker::kLibunwind) : frame_pointer;
 }
 
 }  // namespace stack_tag_internal

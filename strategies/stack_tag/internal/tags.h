@@ -62,10 +62,17 @@ std::optional<uint64_t> ReadTag(Walker walker);
 // complete tag spells, or nullptr. What StackTag::Current() returns.
 Context* CurrentContextFromTag(Walker walker) noexcept;
 
-// SelfCheck(): verifies, once per process (later calls return the cached
-// result), that the tag functions were laid out as expected and that ids
-// round-trip through RunTagged/ReadTag with both walkers. An error names the
-// likely cause (inlining, folding, a missing section).
+// SelfCheckFor(walker): verifies, once per process and walker (later calls
+// return the cached result), that the tag functions were laid out as
+// expected and that ids round-trip through RunTagged/ReadTag with `walker`;
+// for the frame-pointer walker, without its libunwind fallback. An error
+// names the likely cause (inlining, folding, a missing section, no frame
+// pointers). The two walkers are checked independently: libunwind needs no
+// frame pointers, so it can pass where the frame-pointer walker fails.
+const absl::Status& SelfCheckFor(Walker walker);
+
+// SelfCheck(): the frame-pointer walker's error if it has one, else the
+// libunwind walker's result.
 const absl::Status& SelfCheck();
 
 // Statistics for tests and benchmarks, counted per thread (no read writes
@@ -83,6 +90,12 @@ uint64_t FramePointerFallbacks();
 uint64_t SignalHandlerWalksGivenUp();
 uint64_t WalksEndedAtThreadRoot();
 uint64_t WalksEndedAwayFromThreadRoot();
+// How many frame-pointer walks on the calling thread's own stack ended
+// without the tag, or with an outer one, while a scope recorded on that
+// stack was live above the reader (code between them keeps no frame
+// pointers), and were redone with libunwind; the first one in the process
+// also prints a diagnostic to stderr.
+uint64_t MissedScopesCaught();
 
 // What the frame-pointer walker has learned about the calling thread's stack
 // (zeros until its first walk that needed it): the stack [lo, hi) from
