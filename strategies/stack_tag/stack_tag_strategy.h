@@ -27,11 +27,25 @@
 //   Both read the same tags, so managers using either interoperate.
 //
 // Self-check: the first use encodes and decodes known ids (including
-// 2^64-1) with both walkers. If that fails — the tag functions were inlined,
-// folded or turned into tail calls by some compiler or linker — a diagnostic
-// naming the likely cause goes to stderr and the strategy falls back to the
-// thread_local strategy (correct for threads, not for fibers), unless the
-// environment sets GLS_STACK_TAG_STRICT=1, in which case the process aborts.
+// 2^64-1) with each walker separately (the frame-pointer walker without its
+// libunwind fallback). If only the frame-pointer walker fails, it reads with
+// libunwind instead (right, slower). If both fail — the tag functions were
+// inlined, folded or turned into tail calls by some compiler or linker — the
+// strategy falls back to the thread_local strategy (correct for threads, not
+// for fibers). Either way a diagnostic naming the likely cause goes to
+// stderr, and with GLS_STACK_TAG_STRICT=1 in the environment the process
+// aborts instead.
+//
+// Code without frame pointers between a scope and a read (a libc callback,
+// consumer code built -fomit-frame-pointer): gls's own targets keep frame
+// pointers whatever --copt says (tools/copts.bzl), so the tag frames stay on
+// the chain. A junk %rbp that looks wrong sends the read to libunwind; one
+// that looks right can lead the walk past the scope, which the read detects
+// on the thread's own stack (the innermost live tag there is recorded per
+// thread) and, on fiber stacks, whenever a tag entered on this thread is
+// live off its stack: the read is then redone with libunwind, and the first
+// such read in the process prints one line to stderr. Not detected: a fiber
+// that migrated between threads since its scope began (docs/strategies.md).
 //
 // Outside every scope (frame-pointer walker), on a thread's own stack: the
 // walk goes up to the end of the frame-pointer chain. Where that chain ends
@@ -49,20 +63,21 @@
 // Limits: a callback called by code without frame pointers (junk in %rbp)
 // breaks the chain below the root: outside a signal handler the read is
 // redone with libunwind (right, slower, counted per thread), inside one it
-// answers "none" (below). If the junk happens to look like a link into the
-// code above the root (a documented miss: counted per thread), the answer is
-// "none" even inside a scope. On fibers' stacks and alternate signal stacks
-// the walk is not bounded (no known bounds) and behaves as before: a broken
-// chain outside a handler means a libunwind walk, also outside every scope.
+// answers "none" (below); a junk link that looks right is caught as above.
+// On fibers' stacks and alternate signal stacks the walk is not bounded (no
+// known bounds) and behaves as before: a broken chain outside a handler
+// means a libunwind walk, also outside every scope.
 //
-// Reads stay on the running stack: on the thread's own stack, once its
-// bounds are known, every frame word the walk reads lies between the
-// reader's frame (or, after a signal frame, the interrupted %rsp) and the
-// stack top, at 8-aligned, strictly increasing frame addresses; the reads
-// are not instrumented by sanitizers (a junk link into the stack may point
-// at an ASan redzone). Before the bounds are known, and off the thread's
-// stack, links are only checked to be increasing, aligned and at most 1 MiB
-// apart, as before.
+// Reads stay on the running stack: a thread's bounds are learned
+// (pthread_getattr_np) before its first walk or scope, the main thread's
+// before main, so on the thread's own stack every frame word the walk reads
+// lies between the reader's frame (or, after a signal frame, the
+// interrupted %rsp) and the stack top, at 8-aligned, strictly increasing
+// frame addresses; the reads are not instrumented by sanitizers (a junk link
+// into the stack may point at an ASan redzone). Off the thread's stack (a
+// fiber's), links are only checked to be increasing, aligned and at most
+// 1 MiB apart. The first stack_tag read or scope on a thread must not be in
+// a signal handler (learning the bounds is not async-signal-safe).
 //
 // Guarantees: thread-safe. Current() takes no lock and allocates nothing with
 // the frame-pointer walker, and is then async-signal-safe once the strategy
