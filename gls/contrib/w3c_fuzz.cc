@@ -48,6 +48,31 @@ bool IsTokenChar(char c) {
          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
+// Strict UTF-8 (no overlongs, no surrogates, at most U+10FFFF), decoded to
+// code points and checked by value: a second implementation, not the
+// library's.
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    int extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2
+                : (c >> 3) == 0x1E ? 3 : -1;
+    if (extra < 0 || s.size() - i <= static_cast<size_t>(extra)) return false;
+    uint32_t cp = extra == 0 ? c : c & (0x3F >> extra);
+    for (int k = 1; k <= extra; ++k) {
+      unsigned char b = static_cast<unsigned char>(s[i + k]);
+      if ((b & 0xC0) != 0x80) return false;
+      cp = cp << 6 | (b & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
 void CheckTraceParent(std::string_view input) {
   const std::string kUntouched = "\x01untouched";
   std::string warning = kUntouched;
@@ -66,6 +91,20 @@ void CheckTraceParent(std::string_view input) {
   std::string formatted = gls::w3c::FormatTraceParent(*tp);
   Check(formatted.size() == 55, "formatted traceparent is not 55 chars",
         formatted);
+  // What was accepted is exactly what we write (lowercase, '-'s), after the
+  // version, up to the end of trace-flags.
+  std::string_view trimmed = input;
+  while (!trimmed.empty() && (trimmed.front() == ' ' || trimmed.front() == '\t')) {
+    trimmed.remove_prefix(1);
+  }
+  while (!trimmed.empty() && (trimmed.back() == ' ' || trimmed.back() == '\t')) {
+    trimmed.remove_suffix(1);
+  }
+  Check(trimmed.size() >= 55 &&
+            trimmed.substr(2, 53) == std::string_view(formatted).substr(2),
+        "accepted traceparent differs from its formatted form", formatted);
+  Check(tp->version != 0 || trimmed.size() == 55,
+        "accepted version 00 that is not 55 characters");
   std::optional<TraceParent> again =
       gls::w3c::ParseTraceParent(formatted, &warning);
   Check(again.has_value(), "formatted traceparent does not parse", warning);
@@ -87,6 +126,9 @@ void CheckBaggage(std::string_view input) {
   for (const BaggageEntry& e : entries) {
     Check(!e.key.empty(), "empty key kept");
     for (char c : e.key) Check(IsTokenChar(c), "key is not a token", e.key);
+    Check(IsValidUtf8(e.value), "value is not valid UTF-8", e.value);
+    Check(e.properties.find(',') == std::string::npos,
+          "properties contain ','", e.properties);
   }
   std::string formatted = gls::w3c::FormatBaggage(entries);
   Check(formatted.size() <= gls::w3c::kMaxBaggageBytes,
