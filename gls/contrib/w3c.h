@@ -16,9 +16,9 @@
 //
 // Guarantees:
 //   * Any input is accepted without crashing or undefined behaviour: bytes
-//     outside ASCII, NULs, a megabyte of commas or of ';'. Parsing runs in
-//     time linear in the input and allocates at most in proportion to what it
-//     keeps (baggage keeps at most kMaxBaggageEntries / kMaxBaggageBytes).
+//     outside ASCII, NULs, a megabyte of commas or of ';'. Parsing is one
+//     pass, in time and memory linear in the input; what baggage parsing
+//     returns is bounded by kMaxBaggageEntries / kMaxBaggageBytes.
 //   * Bad input is rejected (traceparent) or dropped entry by entry (baggage),
 //     and, when asked, explained in one line of text naming the problem.
 //   * Round trip: for any input x that parses, Parse(Format(Parse(x))) equals
