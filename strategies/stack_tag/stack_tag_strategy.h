@@ -69,15 +69,17 @@
 // means a libunwind walk, also outside every scope.
 //
 // Reads stay on the running stack: a thread's bounds are learned
-// (pthread_getattr_np) before its first walk or scope, the main thread's
-// before main, so on the thread's own stack every frame word the walk reads
-// lies between the reader's frame (or, after a signal frame, the
-// interrupted %rsp) and the stack top, at 8-aligned, strictly increasing
-// frame addresses; the reads are not instrumented by sanitizers (a junk link
-// into the stack may point at an ASan redzone). Off the thread's stack (a
+// (pthread_getattr_np) at its first scope or first broken chain outside a
+// signal handler, the main thread's before main, and until then a walk is
+// bounded by the thread pointer, which glibc places above the thread's
+// stack. So on the thread's own stack every frame word the walk reads lies
+// between the reader's frame (or, after a signal frame, the interrupted
+// %rsp) and the stack top, at 8-aligned, strictly increasing frame
+// addresses; the reads are not instrumented by sanitizers (a junk link into
+// the stack may point at an ASan redzone). Off the thread's stack (a
 // fiber's), links are only checked to be increasing, aligned and at most
-// 1 MiB apart. The first stack_tag read or scope on a thread must not be in
-// a signal handler (learning the bounds is not async-signal-safe).
+// 1 MiB apart. A thread's first scope (SetValues, Run) must not be in a
+// signal handler: learning the bounds is not async-signal-safe.
 //
 // Guarantees: thread-safe. Current() takes no lock and allocates nothing with
 // the frame-pointer walker, and is then async-signal-safe once the strategy

@@ -13,6 +13,7 @@
 // libunwind fallback, whether the junk breaks the chain or leads the walk
 // past the scope (stack_tag_strategy.h).
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -210,6 +211,44 @@ TEST(StackTagThreadRootTest, ThreadStartedByCodeWithoutFramePointers) {
     ASSERT_EQ(pthread_join(thread, nullptr), 0);
     ExpectCheapMisses(r);
   }
+}
+
+// A thread's very first read, before anything learned its bounds, through a
+// junk link that points just past the top of its stack into memory that is
+// not readable (PROT_NONE): the walk must stop at the thread's stack (the
+// thread pointer bounds it), not fault.
+TEST(StackTagThreadRootTest, FirstReadNeverLeavesTheStack) {
+  constexpr size_t kStackSize = size_t{1} << 20;
+  constexpr size_t kGuard = size_t{1} << 16;
+  void* block = mmap(nullptr, kStackSize + kGuard, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(block, MAP_FAILED);
+  char* stack = static_cast<char*>(block);
+  ASSERT_EQ(mprotect(stack + kStackSize, kGuard, PROT_NONE), 0);
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstack(&attr, stack, kStackSize), 0);
+  struct FirstRead {
+    uint64_t fallbacks = 0;
+    bool found = false;
+  };
+  FirstRead r;
+  JunkCall call{[](void* p) {
+                  auto* out = static_cast<FirstRead*>(p);
+                  const uint64_t fallbacks = FramePointerFallbacks();
+                  out->found = ReadTag(Walker::kFramePointer).has_value();
+                  out->fallbacks = FramePointerFallbacks() - fallbacks;
+                },
+                &r, 0, 1,
+                reinterpret_cast<uintptr_t>(stack + kStackSize + 4096)};
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(&thread, &attr, gls_test_call_without_frame_pointer,
+                           &call),
+            0);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+  pthread_attr_destroy(&attr);
+  munmap(block, kStackSize + kGuard);
+  EXPECT_FALSE(r.found);
 }
 
 // GetValue from a callback that code without frame pointers calls inside a

@@ -360,12 +360,32 @@ struct ThreadStack {
 constinit thread_local ThreadStack thread_stack
     __attribute__((tls_model("initial-exec"))) = {};
 
+// Before a thread's bounds are learned (its first scope, or a broken chain
+// outside a signal handler, learns them; neither can happen in a handler
+// safely), a walk still has an upper bound that needs no call: glibc puts a
+// thread's descriptor, which the thread pointer (%fs:0) points at, above its
+// static TLS block at the top of the thread's stack block, also for a stack
+// the caller provided. So every frame of a glibc thread's own stack lies
+// below the thread pointer. (The main thread's bounds are learned before
+// main.) A walk on any other stack below the thread pointer stays inside a
+// mapping that also lies below it, so the bound never cuts a real chain.
+__attribute__((noinline)) WalkBounds ProvisionalBounds(uintptr_t fp) {
+#if defined(__x86_64__) && defined(__linux__)
+  uintptr_t tp;
+  asm("movq %%fs:0, %0" : "=r"(tp));
+  constexpr uintptr_t kMaxThreadStack = uintptr_t{1} << 30;
+  if (fp < tp && tp - fp <= kMaxThreadStack) return WalkBounds{fp, tp, nullptr, 0};
+#endif
+  return WalkBounds{};
+}
+
 // The bounds for a walk at `fp`: the thread's stack if fp is on it.
 __attribute__((always_inline)) inline WalkBounds BoundsFor(uintptr_t fp) {
   const ThreadStack& t = thread_stack;
   if (fp >= t.lo && fp < t.hi) {
     return WalkBounds{fp, t.hi, t.roots, t.num_roots};
   }
+  if (!t.bounds_tried) [[unlikely]] return ProvisionalBounds(fp);
   return WalkBounds{};
 }
 
@@ -682,8 +702,6 @@ __attribute__((always_inline)) inline std::optional<uint64_t> ReadTagInline(
     Walker walker) {
   const Layout& layout = GetLayout();
   if (walker == Walker::kFramePointer && kHaveFrameWalk) {
-    // Bounds first, so that even a thread's first read stays on its stack.
-    if (!thread_stack.bounds_tried) [[unlikely]] LearnThreadBounds();
     const uintptr_t start =
         reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
     Decoder decoder(layout);
