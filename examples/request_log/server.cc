@@ -36,6 +36,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -340,6 +341,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnRead(beast::error_code ec);
   void Handle();
   void AfterPool();
+  void AfterChild();
   void CallDownstream();
   void FinishDownstream(DownstreamCall& call, beast::error_code ec, const char* stage);
   void Respond(http::status status, bool log_write, std::string body);
@@ -357,6 +359,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = false;
   unsigned version_ = 11;
   http::response<http::string_body> res_;
+  std::jthread child_;
 };
 
 class Server {
@@ -402,6 +405,9 @@ class Server {
     io_.run();
     for (std::thread& t : threads) t.join();
     pool_.join();
+    // A child thread may still be posting its continuation: io_ must
+    // outlive that.
+    while (live_children_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     g_log->info("stopped requests={} bad_requests={} downstream_failures={}",
                 requests_.load(), bad_requests_.load(), downstream_failures_.load());
     g_log->flush();
@@ -413,6 +419,8 @@ class Server {
   const net::any_io_executor& pool_executor() const { return pool_executor_; }
   void CountRequest() { requests_.fetch_add(1, std::memory_order_relaxed); }
   void CountBadRequest() { bad_requests_.fetch_add(1, std::memory_order_relaxed); }
+  void ChildStarted() { live_children_.fetch_add(1); }
+  void ChildDone() { live_children_.fetch_sub(1); }
   void CountDownstreamFailure() { downstream_failures_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
@@ -449,6 +457,7 @@ class Server {
   std::atomic<std::uint64_t> requests_{0};
   std::atomic<std::uint64_t> bad_requests_{0};
   std::atomic<std::uint64_t> downstream_failures_{0};
+  std::atomic<int> live_children_{0};
 };
 
 void Session::DoRead() {
@@ -518,20 +527,45 @@ void Session::Handle() {
   // request's values, only its own copy of the ids to print next to them.
   net::post(server_.pool_executor(),
             [self = shared_from_this(), own_trace, own_req, target = target_,
-             back = stream_.get_executor()] {
+             back = stream_.get_executor()]() mutable {
               const std::uint64_t digest = Digest(target, own_req);
               g_log->info("pool own_trace={} own_req={} digest={:016x}", own_trace, own_req,
                           digest);
-              net::post(back, [self] { self->AfterPool(); });
+              net::post(back, [self = std::move(self)] { self->AfterPool(); });
             });
 }
 
 void Session::AfterPool() {
-  auto child = [own_trace = ids_.trace_id, own_req = ids_.request_id] {
+  // The child logs, then hands the request back to this connection's
+  // strand, where AfterChild joins it: no io thread waits for a thread to
+  // start. It passes on nothing but `self`; the continuation's values are
+  // the ones gls::Go gave the child.
+  auto child = [self = shared_from_this(), own_trace = ids_.trace_id,
+                own_req = ids_.request_id, back = stream_.get_executor(),
+                server = &server_]() mutable {
     g_log->info("go own_trace={} own_req={}", own_trace, own_req);
+    {
+      // The child keeps no reference to the session or the io_context
+      // after this: the session is never destroyed (and its std::jthread
+      // joined) on the child's own thread.
+      auto ex = std::move(back);
+      net::post(ex, [self = std::move(self)] { self->AfterChild(); });
+    }
+    server->ChildDone();
   };
-  (server_.gls() ? gls::Go(child) : std::jthread(child)).join();
+  server_.ChildStarted();
+  try {
+    child_ = server_.gls() ? gls::Go(std::move(child)) : std::jthread(std::move(child));
+  } catch (const std::system_error& e) {  // no thread to be had: go on without
+    server_.ChildDone();
+    g_log->warn("go own_trace={} own_req={} failed error={}", ids_.trace_id, ids_.request_id,
+                e.what());
+    AfterChild();
+  }
+}
 
+void Session::AfterChild() {
+  if (child_.joinable()) child_.join();
   if (server_.downstream()) return CallDownstream();
   Respond(http::status::ok, /*log_write=*/true,
           "trace_id=" + ids_.trace_id + " request_id=" + ids_.request_id + "\n");
