@@ -87,7 +87,7 @@ struct Totals {
 // (run alone on a fresh World each time).
 void ReportFailure(const Case& c, const RunSetup& setup, uint64_t run_seed,
                    int phase, int index, const Program& program,
-                   const ProgramResult& result) {
+                   const ProgramResult& result, bool minimize) {
   std::ostringstream out;
   out << "DIVERGENCE: strategy " << c.name << ", GLS_DIFF_SEED=" << run_seed
       << ", phase " << (setup.options.unregister ? "with" : "without")
@@ -95,6 +95,11 @@ void ReportFailure(const Case& c, const RunSetup& setup, uint64_t run_seed,
       << program.seed << "): " << result.divergence_count
       << " divergences; first:\n";
   for (const std::string& d : result.divergences) out << "  " << d << "\n";
+  if (!minimize) {
+    out << "(not minimized: an earlier program of this case was)\n";
+    ADD_FAILURE() << out.str();
+    return;
+  }
   auto fails = [&](const Program& candidate) {
     World world(setup);
     return RunProgram(world, candidate).divergence_count > 0;
@@ -124,11 +129,20 @@ void ReportFailure(const Case& c, const RunSetup& setup, uint64_t run_seed,
 }
 
 void RunCase(const Case& c) {
+  // The stack_tag strategy links libunwind, whose _Unwind_RaiseException
+  // then unwinds every C++ exception; its lazy one-time init writes a global
+  // signal mask outside its lock, a race TSan reports when the first throws
+  // happen on several threads at once. Throw once here, single-threaded.
+  try {
+    throw c.index;
+  } catch (int) {
+  }
   const uint64_t seed = EnvSeed();
   const int64_t total_ops = EnvInt("GLS_DIFF_OPS", 100000);
   const int threads = static_cast<int>(EnvInt("GLS_DIFF_THREADS", 8));
   const auto start = std::chrono::steady_clock::now();
   Totals totals;
+  bool minimized_one = false;  // minimizing takes a while: the first only
   // Phase 0: nobody unregisters (gls's "every manager registered"
   // shortcuts); phase 1: with Unregister. 30% / 70% of the ops.
   for (int phase = 0; phase < 2; ++phase) {
@@ -172,7 +186,8 @@ void RunCase(const Case& c) {
         totals.divergences += r.divergence_count;
         if (r.divergence_count > 0) {
           ReportFailure(c, setup, seed, phase * 1000 + round, i, programs[i],
-                        r);
+                        r, /*minimize=*/!minimized_one);
+          minimized_one = true;
         }
       }
     }
