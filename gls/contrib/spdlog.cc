@@ -50,14 +50,16 @@ void AppendRaw(spdlog::memory_buf_t& dest, const char* data, size_t size) {
   if (size != 0) std::memcpy(dest.data() + old_size, data, size);
 }
 
+bool AnyNeedsQuoting(std::string_view value) {
+  unsigned char any = 0;
+  for (char c : value) any |= kNeedsQuoting[static_cast<unsigned char>(c)];
+  return any != 0;
+}
+
 void AppendEscaped(std::string_view value, spdlog::memory_buf_t& dest) {
   const char* const begin = value.data();
   const char* const end = begin + value.size();
-  unsigned char any = 0;
-  for (const char* q = begin; q != end; ++q) {
-    any |= kNeedsQuoting[static_cast<unsigned char>(*q)];
-  }
-  if (any == 0 && !value.empty()) {  // the common case: as is
+  if (!AnyNeedsQuoting(value) && !value.empty()) {  // the common case: as is
     AppendRaw(dest, begin, value.size());
     return;
   }
@@ -136,21 +138,33 @@ std::streamsize BufferStreambuf::xsputn(const char* s, std::streamsize n) {
   return n;
 }
 
+// Out of line so Flag::format keeps a small stack frame: the stream and
+// its buffer are only needed for untyped entries.
+__attribute__((noinline)) void AppendPrintedValue(const gls::Value& value,
+                                                  spdlog::memory_buf_t& dest) {
+  ScratchBuffer scratch;
+  BufferStreambuf buf(scratch);
+  std::ostream os(&buf);
+  os << value;
+  AppendEscaped(std::string_view(scratch.data(), scratch.size()), dest);
+}
+
 }  // namespace internal
 
 Flag& Flag::Add(std::string_view label, gls::Key key) {
-  AddEntry(label, std::move(key), nullptr);
+  AddEntry(label, std::move(key), nullptr, false);
   return *this;
 }
 
-void Flag::AddEntry(std::string_view label, gls::Key key, PrintFn print) {
+void Flag::AddEntry(std::string_view label, gls::Key key, PrintFn print,
+                    bool is_string) {
   internal::CheckLabel(label);
   std::string prefix;
   prefix.reserve(label.size() + 2);
   prefix += ' ';
   prefix += label;
   prefix += '=';
-  entries_.push_back(Entry{std::move(prefix), std::move(key), print});
+  entries_.push_back(Entry{std::move(prefix), std::move(key), print, is_string});
 }
 
 void Flag::format(const spdlog::details::log_msg& /*msg*/,
@@ -158,16 +172,24 @@ void Flag::format(const spdlog::details::log_msg& /*msg*/,
   for (const Entry& entry : entries_) {
     const gls::Value* value = manager_->GetValue(gls::KeyView(entry.key));
     if (value == nullptr) continue;
+    if (entry.is_string) {
+      // The hot case, a typed std::string that needs no quoting: one
+      // capacity check and two copies.
+      const std::string& text = *static_cast<const std::string*>(value->data());
+      if (!internal::AnyNeedsQuoting(text) && !text.empty()) {
+        const size_t old_size = dest.size();
+        dest.resize(old_size + entry.prefix.size() + text.size());
+        char* out = dest.data() + old_size;
+        std::memcpy(out, entry.prefix.data(), entry.prefix.size());
+        std::memcpy(out + entry.prefix.size(), text.data(), text.size());
+        continue;
+      }
+    }
     internal::AppendRaw(dest, entry.prefix.data(), entry.prefix.size());
     if (entry.print != nullptr) {
       entry.print(value->data(), dest);
     } else {
-      internal::ScratchBuffer scratch;
-      internal::BufferStreambuf buf(scratch);
-      std::ostream os(&buf);
-      os << *value;
-      internal::AppendEscaped(std::string_view(scratch.data(), scratch.size()),
-                              dest);
+      internal::AppendPrintedValue(*value, dest);
     }
   }
 }

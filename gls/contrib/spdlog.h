@@ -99,9 +99,17 @@ using ScratchBuffer = fmt::basic_memory_buffer<char, 128>;
 // AppendRaw(dest, data, size): appends `size` bytes at `data` to `dest`.
 void AppendRaw(spdlog::memory_buf_t& dest, const char* data, size_t size);
 
+// AnyNeedsQuoting(value): whether `value` has a byte that makes
+// AppendEscaped quote it.
+bool AnyNeedsQuoting(std::string_view value);
+
 // AppendEscaped(value, dest): appends `value` to `dest`, quoted and escaped
 // as the file comment describes when it needs to be.
 void AppendEscaped(std::string_view value, spdlog::memory_buf_t& dest);
+
+// AppendPrintedValue(value, dest): `value` as gls::Value's operator<< prints
+// it, escaped, appended to `dest`.
+void AppendPrintedValue(const gls::Value& value, spdlog::memory_buf_t& dest);
 
 // CheckLabel(label): throws std::invalid_argument naming the problem if
 // `label` cannot be a label.
@@ -176,7 +184,8 @@ class Flag final : public spdlog::custom_flag_formatter {
     static_assert(internal::kPrintable<T>,
                   "gls::spdlog_values::Flag::Add: the key's value type can be "
                   "printed neither by fmt nor by operator<<");
-    AddEntry(label, gls::Key(key), &internal::PrintTyped<T>);
+    AddEntry(label, gls::Key(key), &internal::PrintTyped<T>,
+             std::is_same_v<T, std::string>);
     return *this;
   }
 
@@ -200,9 +209,11 @@ class Flag final : public spdlog::custom_flag_formatter {
     std::string prefix;  // " label="
     gls::Key key;
     PrintFn print;
+    bool is_string;  // a TypedKey<std::string>: printed inline by format()
   };
 
-  void AddEntry(std::string_view label, gls::Key key, PrintFn print);
+  void AddEntry(std::string_view label, gls::Key key, PrintFn print,
+                bool is_string);
 
   const gls::ContextManager* manager_;
   std::vector<Entry> entries_;
