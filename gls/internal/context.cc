@@ -89,6 +89,11 @@ class ContextPool {
     released_.push_back(ctx);
   }
 
+  ContextPoolStats Stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ContextPoolStats{next_id_, released_.size()};
+  }
+
   Context* Find(uint64_t id) const {
     const uint64_t chunk = id >> kChunkBits;
     if (chunk >= kMaxChunks) return nullptr;
@@ -143,6 +148,10 @@ void WarnFiberMisuseOnce(std::atomic<bool>& flag, const char* what) {
 }
 
 Context* AcquireContextSlow() { return ContextPool::Get().Acquire(); }
+
+ContextPoolStats ContextPoolStatsForTesting() {
+  return ContextPool::Get().Stats();
+}
 
 void ReleaseContextSlow(Context* ctx) {
   if (!ctx->IsEmpty()) {

@@ -134,6 +134,15 @@ extern constinit thread_local ThreadContextCache thread_context_cache
     __attribute__((tls_model("initial-exec")));
 
 Context* AcquireContextSlow();
+
+// Test hook (gls/conformance/soak_test.cc): contexts the pool has ever
+// created, and how many of them are back in the shared pool (a context in a
+// live thread's one-entry cache counts as neither back nor lost).
+struct ContextPoolStats {
+  uint64_t created = 0;
+  uint64_t pooled = 0;
+};
+ContextPoolStats ContextPoolStatsForTesting();
 void ReleaseContextSlow(Context* ctx);
 
 // AcquireContext(): a context with no values and an id no other live context
