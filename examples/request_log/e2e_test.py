@@ -18,7 +18,9 @@ with an encoded space) and a few hostile ones. After stopping both servers
   * the back's lines carry the front's trace id for the same request, with
     the front's span as their parent, and the same tenant and user;
   * both servers exit 0 (no sanitizer report, no leak) and count what the
-    test sent.
+    test sent;
+  * a front whose downstream is gone (the stopped back's port) answers 502,
+    logs each failure once at warn level, and still logs every other line.
 
 Usage (Bazel passes the server): e2e_test.py <path to server>
 """
@@ -321,6 +323,59 @@ def check_outside(server, outside, requests, bad_requests):
                       f"start and stop, got {bad}")
 
 
+def check_downstream_failure(binary, tmpdir, dead_port, servers):
+    """A front whose downstream refuses connections: every request gets 502
+    and its usual lines, the downstream one a warning."""
+    count = 20
+    front = Server(binary, "front_no_back", tmpdir,
+                   ["--threads", "2", "--downstream", f"http://127.0.0.1:{dead_port}"])
+    servers.append(front)
+    traces = {}
+    conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=60)
+    for i in range(count):
+        rid = f"dead-{i}-{os.urandom(3).hex()}"
+        conn.request("GET", "/", headers={"X-Request-Id": rid})
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        m = re.fullmatch(rf"trace_id=([0-9a-f]{{32}}) request_id={rid} downstream=failed\n", body)
+        if resp.status != 502 or not m:
+            raise Failure(f"dead downstream: status {resp.status}, body {body!r}")
+        traces[rid] = m.group(1)
+    conn.close()
+    status = front.stop()
+    if status != 0:
+        raise Failure(f"{front.name} exited with {status}; stderr:\n{front.stderr_text()}")
+    seen = defaultdict(Counter)
+    outside = []
+    with open(front.log, errors="replace") as f:
+        for line in f.read().splitlines():
+            _, level, fields, message = parse_line(line)
+            own = OWN_RE.match(message)
+            if own is None:
+                if fields:
+                    raise Failure(f"line outside any request carries ids: {line}")
+                outside.append((level, message))
+                continue
+            event, own_trace, own_req, rest = own.groups()
+            if (fields.get("trace_id") != own_trace or fields.get("request_id") != own_req
+                    or traces.get(own_req) != own_trace):
+                raise Failure(f"ids of another request, or none: {line}")
+            if event == "downstream" and (level != "warning" or "failed stage=connect" not in rest):
+                raise Failure(f"downstream failure not logged as a warning: {line}")
+            if event == "write" and " status=502 " not in rest + " ":
+                raise Failure(f"write line without status=502: {line}")
+            seen[own_req][event] += 1
+    for rid in traces:
+        if seen[rid] != FRONT_EVENTS:
+            raise Failure(f"{front.name}: request {rid} has lines {dict(seen[rid])}, "
+                          f"want {dict(FRONT_EVENTS)}")
+    messages = [m for _, m in outside]
+    want = f"stopped requests={count} bad_requests=0 downstream_failures={count}"
+    if len(messages) != 3 or messages[-1] != want:
+        raise Failure(f"{front.name}: lines outside requests {messages}, want the last {want!r}")
+    return count
+
+
 def main():
     binary = os.path.abspath(sys.argv[1])
     tmpdir = os.environ.get("TEST_TMPDIR") or "/tmp"
@@ -359,6 +414,8 @@ def main():
         check_outside(back, back_outside, len(records), 0)
         print(f"front: {front_lines} log lines, back: {back_lines}; every id line is its "
               f"request's, counts exact, back's parents are front's spans")
+        failed = check_downstream_failure(binary, tmpdir, back.port, servers)
+        print(f"downstream gone: {failed} requests answered 502, each failure logged once")
         return 0
     except Exception as e:  # a Failure, or a client error (refused, reset)
         print(f"FAIL: {type(e).__name__}: {e}", file=sys.stderr)
