@@ -287,6 +287,41 @@ TEST_P(SpdlogTest, ValuesAreEscapedSoTheLineKeepsItsShape) {
   }
 }
 
+// Every byte at every position of a 24-byte value (three 8-byte words and
+// none, for the word-at-a-time scan): quoted exactly when the byte is a
+// control, a space, 0x7f, '"', '=' or '\\'.
+TEST_P(SpdlogTest, EveryByteAtEveryPositionIsClassified) {
+  Flag flag(mgr());
+  flag.Add("v", kRequestId);
+  const spdlog::details::log_msg msg(spdlog::source_loc{}, "name",
+                                     spdlog::level::info, "message");
+  const std::tm tm_time{};
+  int wrong = 0;
+  for (int b = 0; b < 256; ++b) {
+    const unsigned char byte = static_cast<unsigned char>(b);
+    const bool special = byte <= 0x20 || byte == 0x7f || byte == '"' ||
+                         byte == '=' || byte == '\\';
+    for (size_t length : {1u, 7u, 8u, 9u, 24u}) {
+      for (size_t pos = 0; pos < length; ++pos) {
+        std::string value(length, 'a');
+        value[pos] = static_cast<char>(byte);
+        spdlog::memory_buf_t dest;
+        mgr().SetValues({{kRequestId, value}},
+                        [&] { flag.format(msg, tm_time, dest); });
+        const std::string got(dest.data(), dest.size());
+        const bool quoted = got.size() > 3 && got[3] == '"';  // " v=\""
+        if (quoted != special || (!special && got != " v=" + value)) {
+          if (++wrong <= 5) {
+            ADD_FAILURE() << "byte " << b << " at " << pos << " of " << length
+                          << ": " << got;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(wrong, 0);
+}
+
 TEST_P(SpdlogTest, GoThreadAndBoundTaskSeeTheirValues) {
   CapturingLogger log(MakeFormatter("%v%*", Flag(mgr()).Add("request_id", kRequestId)));
   std::function<void()> task;
