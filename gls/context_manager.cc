@@ -169,6 +169,7 @@ void ContextManager::SetValuesImpl(const Values& values,
     fn();
     return;
   }
+  internal::SetValuesBookkeeping bookkeeping;
   auto in_context = [&](Context* ctx) {
     const uint32_t slot = internal::SlotOf(handle_);
     ctx->Reserve(slot);
@@ -178,7 +179,9 @@ void ContextManager::SetValuesImpl(const Values& values,
         handle_, strategy_, visible == nullptr ? nullptr : &visible->values(),
         values, ctx->top());
     internal::Scope scope(ctx, frame);
+    bookkeeping.Pause();
     fn();
+    bookkeeping.Resume();
   };
   if (Context* ctx = CurrentContext()) {
     in_context(ctx);

@@ -169,9 +169,12 @@ class ContextManager {
   // 8 distinct strategies have been created, or more than 65,536 managers
   // are alive at once.
   explicit ContextManager(const Strategy& strategy);
-  // ~ContextManager(): unregisters and frees the manager's slot. No SetValues
-  // scope of this manager may still be active; values of it captured in a
-  // Snapshot are never shown to a later manager.
+  // ~ContextManager(): unregisters and frees the manager's slot. A scope of
+  // this manager still open on another flow runs to its end normally (after
+  // its function returns, SetValues touches only the flow's own context), but
+  // the destroyed object must not be used again (a use-after-free, as for any
+  // object). Its values, in open scopes or captured in a Snapshot, are never
+  // shown to a manager made later in the same slot (gls/bad_input_test.cc).
   ~ContextManager();
 
   ContextManager(const ContextManager&) = delete;
@@ -186,6 +189,12 @@ class ContextManager {
   // copied: changing it later changes nothing. With empty `values`, just
   // calls `fn`. Throws std::invalid_argument if `fn` is a null function
   // pointer or an empty std::function.
+  //
+  // Not async-signal-safe (GetValue is): it may allocate. A SetValues called
+  // from a signal handler that interrupted a SetValues on the same thread
+  // (or from a value's copy constructor while SetValues copies it) aborts
+  // with "gls: SetValues was called while gls was changing this thread's
+  // values ..." rather than corrupt the thread's half-changed state.
   template <typename F>
   std::invoke_result_t<F&> SetValues(const Values& values, F&& fn) {
     internal::CheckCallable(fn, "gls::ContextManager::SetValues");

@@ -7,6 +7,8 @@
 #include <new>
 #include <vector>
 
+#include <unistd.h>
+
 namespace gls {
 
 Context::~Context() { delete[] overflow_; }
@@ -65,11 +67,11 @@ class ContextPool {
     }
     const uint64_t id = next_id_;
     const uint64_t chunk = id >> kChunkBits;
-    if (chunk >= kMaxChunks) {
+    if (chunk >= kMaxChunks || id >= limit_) {
       std::fprintf(stderr,
                    "gls: more than %llu contexts are live at once; "
                    "is a SetValues scope or Go thread leaking?\n",
-                   static_cast<unsigned long long>(kMaxChunks * kChunkSize));
+                   static_cast<unsigned long long>(limit_));
       std::abort();
     }
     Context* base = chunks_[chunk].load(std::memory_order_relaxed);
@@ -94,6 +96,11 @@ class ContextPool {
     return ContextPoolStats{next_id_, released_.size()};
   }
 
+  void SetLimit(uint64_t max_created) {
+    std::lock_guard<std::mutex> lock(mu_);
+    limit_ = max_created;
+  }
+
   Context* Find(uint64_t id) const {
     const uint64_t chunk = id >> kChunkBits;
     if (chunk >= kMaxChunks) return nullptr;
@@ -107,6 +114,7 @@ class ContextPool {
   std::mutex mu_;
   std::vector<Context*> released_;  // guarded by mu_
   uint64_t next_id_ = 0;            // guarded by mu_
+  uint64_t limit_ = kMaxChunks * kChunkSize;  // guarded by mu_
   std::atomic<Context*> chunks_[kMaxChunks] = {};
 };
 
@@ -148,6 +156,24 @@ void WarnFiberMisuseOnce(std::atomic<bool>& flag, const char* what) {
 }
 
 Context* AcquireContextSlow() { return ContextPool::Get().Acquire(); }
+
+void SetContextLimitForTesting(uint64_t max_created) {
+  ContextPool::Get().SetLimit(max_created);
+}
+
+constinit thread_local bool in_set_values_bookkeeping
+    __attribute__((tls_model("initial-exec"))) = false;
+
+void AbortSetValuesReentered() {
+  static constexpr char kMessage[] =
+      "gls: SetValues was called while gls was changing this thread's "
+      "values (from a signal handler that interrupted a SetValues, or from a "
+      "value's copy constructor); SetValues is not async-signal-safe "
+      "(GetValue is). Aborting rather than corrupting the thread's state.\n";
+  // write(2): async-signal-safe, unlike stdio.
+  [[maybe_unused]] const ssize_t n = write(2, kMessage, sizeof kMessage - 1);
+  std::abort();
+}
 
 ContextPoolStats ContextPoolStatsForTesting() {
   return ContextPool::Get().Stats();

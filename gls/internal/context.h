@@ -143,7 +143,44 @@ struct ContextPoolStats {
   uint64_t pooled = 0;
 };
 ContextPoolStats ContextPoolStatsForTesting();
+// Test hook (gls/bad_input_test.cc): the pool aborts, as when 2^26 contexts
+// are live, once it would create more than `max_created` contexts.
+void SetContextLimitForTesting(uint64_t max_created);
 void ReleaseContextSlow(Context* ctx);
+
+// SetValuesBookkeeping: marks the stretch of a SetValues call in which gls
+// changes the calling thread's own state (leasing a context, building and
+// installing a frame, restoring the previous one), but not the call of the
+// user's function. A SetValues that starts inside such a stretch on the same
+// thread was called from a signal handler that interrupted gls (or from a
+// value's copy constructor): gls's per-thread state is half-changed there,
+// so it aborts with a message instead of corrupting it (which could show one
+// flow another's values). Not a lock: one flag per thread.
+extern constinit thread_local bool in_set_values_bookkeeping
+    __attribute__((tls_model("initial-exec")));
+[[noreturn]] void AbortSetValuesReentered();
+class SetValuesBookkeeping {
+ public:
+  SetValuesBookkeeping() {
+    if (in_set_values_bookkeeping) [[unlikely]] AbortSetValuesReentered();
+    Resume();
+  }
+  ~SetValuesBookkeeping() { Pause(); }
+  SetValuesBookkeeping(const SetValuesBookkeeping&) = delete;
+  SetValuesBookkeeping& operator=(const SetValuesBookkeeping&) = delete;
+  // Around the user's function: a SetValues inside it is an ordinary nested
+  // one.
+  void Pause() {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    in_set_values_bookkeeping = false;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  }
+  void Resume() {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    in_set_values_bookkeeping = true;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  }
+};
 
 // AcquireContext(): a context with no values and an id no other live context
 // has. Thread-safe, also from thread_local destructors, in any order with
