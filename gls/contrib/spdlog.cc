@@ -34,24 +34,9 @@ inline void Append(spdlog::memory_buf_t& dest, std::string_view s) {
   dest.append(s.data(), s.data() + s.size());
 }
 
-// A printable rendering of `c` for error messages.
-std::string Describe(char c) {
-  const unsigned char u = static_cast<unsigned char>(c);
-  if (u > 0x20 && u < 0x7f) return std::string("'") + c + "'";
-  static constexpr char kHex[] = "0123456789abcdef";
-  return std::string("byte 0x") + kHex[u >> 4] + kHex[u & 0xf];
-}
-
-}  // namespace
-
-void AppendRaw(spdlog::memory_buf_t& dest, const char* data, size_t size) {
-  // resize + memcpy: one capacity check, no per-chunk loop.
-  const size_t old_size = dest.size();
-  dest.resize(old_size + size);
-  if (size != 0) std::memcpy(dest.data() + old_size, data, size);
-}
-
-bool AnyNeedsQuoting(std::string_view value) {
+// Inlined into Flag::format's hot path.
+__attribute__((always_inline)) inline bool ScanNeedsQuoting(
+    std::string_view value) {
   // Eight bytes at a time (SWAR): a word has a byte below 0x21 iff
   // (x - 0x21..21) & ~x & 0x80..80 is non-zero, and a byte equal to c iff
   // the same test of x ^ c..c below 1 is; both exact as "any" tests. The
@@ -74,6 +59,27 @@ bool AnyNeedsQuoting(std::string_view value) {
   unsigned char tail = 0;
   for (; n != 0; ++p, --n) tail |= kNeedsQuoting[static_cast<unsigned char>(*p)];
   return found != 0 || tail != 0;
+}
+
+// A printable rendering of `c` for error messages.
+std::string Describe(char c) {
+  const unsigned char u = static_cast<unsigned char>(c);
+  if (u > 0x20 && u < 0x7f) return std::string("'") + c + "'";
+  static constexpr char kHex[] = "0123456789abcdef";
+  return std::string("byte 0x") + kHex[u >> 4] + kHex[u & 0xf];
+}
+
+}  // namespace
+
+void AppendRaw(spdlog::memory_buf_t& dest, const char* data, size_t size) {
+  // resize + memcpy: one capacity check, no per-chunk loop.
+  const size_t old_size = dest.size();
+  dest.resize(old_size + size);
+  if (size != 0) std::memcpy(dest.data() + old_size, data, size);
+}
+
+bool AnyNeedsQuoting(std::string_view value) {
+  return ScanNeedsQuoting(value);
 }
 
 void AppendEscaped(std::string_view value, spdlog::memory_buf_t& dest) {
@@ -196,7 +202,7 @@ void Flag::format(const spdlog::details::log_msg& /*msg*/,
       // The hot case, a typed std::string that needs no quoting: one
       // capacity check and two copies.
       const std::string& text = *static_cast<const std::string*>(value->data());
-      if (!internal::AnyNeedsQuoting(text) && !text.empty()) {
+      if (!internal::ScanNeedsQuoting(text) && !text.empty()) {
         const size_t old_size = dest.size();
         dest.resize(old_size + entry.prefix.size() + text.size());
         char* out = dest.data() + old_size;
