@@ -756,6 +756,9 @@ class Interpreter {
 
   // Scope bookkeeping, exception-safe.
   struct PopOnExit {
+    // A constructor, not aggregate init: clang-14 (--config=fuzz) has no
+    // parenthesized aggregate initialization.
+    explicit PopOnExit(ModelFlow& f) : flow(f) {}
     ModelFlow& flow;
     ~PopOnExit() { flow.Pop(); }
   };

@@ -56,6 +56,15 @@ class Generator {
  public:
   Generator(uint64_t seed, const ProgramOptions& options)
       : rng_(seed), options_(options) {}
+  // Decoding: every choice is read from `data` (DecodeProgram).
+  Generator(const uint8_t* data, size_t size, const ProgramOptions& options,
+            const DecodeLimits& limits)
+      : rng_(0),
+        options_(options),
+        decoding_(true),
+        data_(data),
+        size_(size),
+        limits_(limits) {}
 
   Program Run(uint64_t seed) {
     Program program;
@@ -65,6 +74,14 @@ class Generator {
       program.ops.push_back(MakeCreate(slot));
       ++emitted_;
     }
+    if (decoding_) {
+      // Each top-level op reads at least one byte (its kind) while there
+      // are bytes left.
+      while (pos_ < size_ && !OutOfOps()) {
+        program.ops.push_back(RandomOp(Place{}));
+      }
+      return program;
+    }
     while (emitted_ < options_.target_ops) {
       program.ops.push_back(RandomOp(Place{}));
     }
@@ -73,9 +90,32 @@ class Generator {
 
  private:
   int Uniform(int lo, int hi) {  // [lo, hi]
+    if (decoding_) return lo + static_cast<int>(Read(hi - lo));
     return std::uniform_int_distribution<int>(lo, hi)(rng_);
   }
-  bool Chance(double p) { return std::bernoulli_distribution(p)(rng_); }
+  bool Chance(double p) {
+    if (decoding_) return pos_ < size_ && data_[pos_++] < p * 256;
+    return std::bernoulli_distribution(p)(rng_);
+  }
+  // Decoding: a number in [0, span] from the next bytes (none for span 0;
+  // 0 once they run out).
+  uint32_t Read(int span) {
+    if (span <= 0) return 0;
+    uint32_t x = 0;
+    for (uint32_t left = static_cast<uint32_t>(span); left != 0 && pos_ < size_;
+         left >>= 8) {
+      x = x << 8 | data_[pos_++];
+    }
+    return x % (static_cast<uint32_t>(span) + 1);
+  }
+  // Decoding only: the budgets of DecodeLimits (never with a seed).
+  bool OutOfOps() const { return decoding_ && emitted_ >= limits_.max_ops; }
+  bool ThreadsLeft() const {
+    return !decoding_ || threads_ < limits_.max_threads;
+  }
+  bool FiberGroupsLeft() const {
+    return !decoding_ || fiber_groups_ < limits_.max_fiber_groups;
+  }
 
   Op MakeCreate(int slot) {
     Op op;
@@ -135,7 +175,7 @@ class Generator {
   std::vector<Op> RandomOps(const Place& place, int lo, int hi) {
     std::vector<Op> ops;
     const int n = Uniform(lo, hi);
-    for (int i = 0; i < n; ++i) ops.push_back(RandomOp(place));
+    for (int i = 0; i < n && !OutOfOps(); ++i) ops.push_back(RandomOp(place));
     return ops;
   }
 
@@ -147,7 +187,8 @@ class Generator {
       OpKind kind;
       int weight;
     };
-    const bool thread_ok = !place.in_dtor && place.go_depth < 2;
+    const bool thread_ok =
+        !place.in_dtor && place.go_depth < 2 && ThreadsLeft();
     const bool nest_ok = place.depth < 6;
     const Choice choices[] = {
         {OpKind::kGet, 30},
@@ -167,7 +208,7 @@ class Generator {
         {OpKind::kShortThread, thread_ok && !place.in_fiber ? 1 : 0},
         {OpKind::kFibers,
          options_.fibers && !place.in_fiber && !place.in_dtor &&
-                 place.go_depth < 2
+                 place.go_depth < 2 && FiberGroupsLeft()
              ? 1
              : 0},
         {OpKind::kYield, place.in_fiber ? 12 : 0},
@@ -216,7 +257,7 @@ class Generator {
         op.catch_here = Chance(0.25);
         inner.depth++;
         op.body = RandomOps(inner, 0, 4);
-        if (Chance(0.15)) {
+        if (Chance(0.15) && !OutOfOps()) {
           Op thrown;
           thrown.kind = OpKind::kThrow;
           op.body.push_back(thrown);
@@ -244,7 +285,7 @@ class Generator {
         op.catch_here = Chance(0.25);
         inner.depth++;
         op.body = RandomOps(inner, 0, 4);
-        if (Chance(0.1)) {
+        if (Chance(0.1) && !OutOfOps()) {
           Op thrown;
           thrown.kind = OpKind::kThrow;
           op.body.push_back(thrown);
@@ -260,6 +301,7 @@ class Generator {
         op.body = RandomOps(inner, 1, 4);
         break;
       case OpKind::kGo:
+        ++threads_;
         inner = Place{};
         inner.on_worker = place.on_worker;
         inner.set_here = place.set_here;  // carried
@@ -279,6 +321,7 @@ class Generator {
         break;
       }
       case OpKind::kShortThread: {
+        ++threads_;
         op.dtor_after_use = Chance(0.5);
         inner = Place{};
         inner.on_worker = place.on_worker;
@@ -291,6 +334,7 @@ class Generator {
         break;
       }
       case OpKind::kFibers: {
+        ++fiber_groups_;
         const int k = Uniform(2, 4);
         inner = Place{};
         inner.in_fiber = true;
@@ -310,6 +354,14 @@ class Generator {
   const ProgramOptions options_;
   int64_t emitted_ = 0;
   bool slot_full_[kPrivateManagerSlots] = {};
+  // Decoding (DecodeProgram) only.
+  const bool decoding_ = false;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  size_t pos_ = 0;
+  const DecodeLimits limits_;
+  int threads_ = 0;
+  int fiber_groups_ = 0;
 };
 
 std::string ManagerName(int manager, const ProgramOptions& options) {
@@ -398,6 +450,16 @@ std::vector<Op> Without(const std::vector<Op>& ops, const std::set<int>& drop,
 
 Program Generate(uint64_t seed, const ProgramOptions& options) {
   return Generator(seed, options).Run(seed);
+}
+
+Program DecodeProgram(const uint8_t* data, size_t size,
+                      const ProgramOptions& options,
+                      const DecodeLimits& limits) {
+  // The "seed" printed with the program: a hash of the bytes (FNV-1a), to
+  // tell decoded programs apart.
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < size; ++i) hash = (hash ^ data[i]) * 0x100000001b3ULL;
+  return Generator(data, size, options, limits).Run(hash);
 }
 
 int64_t CountOps(const std::vector<Op>& ops) {

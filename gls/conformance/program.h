@@ -1,6 +1,6 @@
 // gls/conformance/program.h: random programs for the differential test:
-// their representation, a seeded generator, a readable printer and a
-// delta-debugging minimizer.
+// their representation, a seeded generator, a decoder from fuzzer bytes, a
+// readable printer and a delta-debugging minimizer.
 //
 // What this is for: describing, as data, a sequence of gls operations
 // (nested SetValues, reads, Go, captures run elsewhere, managers created,
@@ -15,11 +15,12 @@
 // so any subset of a program is again a valid program: that is what lets the
 // minimizer drop operations freely.
 //
-// Guarantees: Generate is a pure function of (seed, options). Printing and
-// minimizing are deterministic.
+// Guarantees: Generate is a pure function of (seed, options), DecodeProgram
+// of (bytes, options, limits). Printing and minimizing are deterministic.
 #ifndef GLS_CONFORMANCE_PROGRAM_H_
 #define GLS_CONFORMANCE_PROGRAM_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -129,6 +130,28 @@ int SharedManagerCount(const ProgramOptions& options);
 
 // Generate(seed, options): a random program of about options.target_ops ops.
 Program Generate(uint64_t seed, const ProgramOptions& options);
+
+// Bounds on a decoded program (DecodeProgram).
+struct DecodeLimits {
+  int64_t max_ops = 64;      // ops in the whole tree (every node)
+  int max_threads = 4;       // Go and short threads it starts (the
+                             // interpreter's worker thread comes on top)
+  int max_fiber_groups = 2;  // kFibers ops (2 to 4 fibers each)
+};
+
+// DecodeProgram(data, size, options, limits): the program the bytes describe,
+// for a fuzzer. The same grammar as Generate, with every random choice read
+// from `data` instead of a random generator: a choice among n options takes
+// one byte (b % n; two bytes when n > 256), a yes/no of probability p takes
+// one byte (yes when b < 256 p). Once the bytes run out every choice takes
+// its first option (a read of A0 where an op is required, no more top-level
+// ops). Every byte string decodes to a valid program; the same bytes always
+// give the same program; it has at most limits.max_ops ops, starts at most
+// limits.max_threads threads and limits.max_fiber_groups fiber groups.
+// options.target_ops is not used.
+Program DecodeProgram(const uint8_t* data, size_t size,
+                      const ProgramOptions& options,
+                      const DecodeLimits& limits = DecodeLimits());
 
 // CountOps(ops): ops in a tree (every node).
 int64_t CountOps(const std::vector<Op>& ops);
