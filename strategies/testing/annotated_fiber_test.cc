@@ -40,7 +40,8 @@ TEST(AnnotatedFiberTest, RunsOnTheStackItsAllocatorGave) {
                          local_address = &here;
                          asm volatile("" : : "r"(&here) : "memory");
                        });
-  const char* top = static_cast<const char*>(fiber.stack_top());
+  [[maybe_unused]] const char* top =
+      static_cast<const char*>(fiber.stack_top());
   fiber.Resume();
   EXPECT_TRUE(fiber.finished());
   // Under ASan's fake stacks a local may live elsewhere.
