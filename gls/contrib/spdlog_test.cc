@@ -19,6 +19,7 @@
 
 #include "fmt/format.h"
 #include "gls/gls.h"
+#include "gls/testing/counting_allocator.h"
 #include "gtest/gtest.h"
 #include "spdlog/details/log_msg.h"
 #include "spdlog/logger.h"
@@ -26,57 +27,6 @@
 #include "strategies/goid/goid_strategy.h"
 #include "strategies/stack_tag/stack_tag_strategy.h"
 #include "strategies/thread_local/thread_local_strategy.h"
-
-// ---------------------------------------------------------------------------
-// A counting allocator: every operator new on this thread counts.
-namespace {
-constinit thread_local int64_t allocations_on_this_thread = 0;
-
-void* CountedAllocate(size_t size) {
-  ++allocations_on_this_thread;
-  void* p = std::malloc(size == 0 ? 1 : size);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-void* CountedAllocateAligned(size_t size, std::align_val_t align) {
-  ++allocations_on_this_thread;
-  const size_t a = static_cast<size_t>(align);
-  void* p = std::aligned_alloc(a, (size + a - 1) / a * a);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-}  // namespace
-
-void* operator new(size_t size) { return CountedAllocate(size); }
-void* operator new[](size_t size) { return CountedAllocate(size); }
-void* operator new(size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return CountedAllocate(size);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return CountedAllocate(size);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new(size_t size, std::align_val_t align) {
-  return CountedAllocateAligned(size, align);
-}
-void* operator new[](size_t size, std::align_val_t align) {
-  return CountedAllocateAligned(size, align);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, size_t, std::align_val_t) noexcept { std::free(p); }
 
 // A type fmt formats (and that has no operator<<).
 struct FmtPoint {
@@ -109,12 +59,7 @@ namespace {
 using spdlog_values::Flag;
 using spdlog_values::MakeFormatter;
 
-template <typename F>
-int64_t AllocationsDuring(F&& fn) {
-  const int64_t before = allocations_on_this_thread;
-  fn();
-  return allocations_on_this_thread - before;
-}
+using ::gls::testing::AllocationsDuring;
 
 // A logger writing into a string stream through `formatter`.
 class CapturingLogger {
