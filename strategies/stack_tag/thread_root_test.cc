@@ -28,10 +28,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "strategies/stack_tag/internal/tags.h"
+#include "strategies/stack_tag/junk_call_test_util.h"
 #include "strategies/stack_tag/stack_tag_strategy.h"
 
 namespace gls {
 namespace {
+
+using stack_tag_test::JunkCall;
 
 using stack_tag_internal::FramePointerFallbacks;
 using stack_tag_internal::MissedScopesCaught;
@@ -40,22 +43,6 @@ using stack_tag_internal::ThisThreadStack;
 using stack_tag_internal::WalksEndedAtThreadRoot;
 using stack_tag_internal::WalksEndedAwayFromThreadRoot;
 using stack_tag_internal::Walker;
-
-// What gls_test_call_without_frame_pointer calls, and what it leaves in
-// %rbp while it does: `rbp`, or, with `fake_frame`, the address of a word on
-// its own stack that holds `fake_link` (a plausible-looking frame on the
-// running stack whose link is junk).
-struct JunkCall {
-  void (*fn)(void*);
-  void* arg;
-  uintptr_t rbp;
-  uintptr_t fake_frame;
-  uintptr_t fake_link;
-};
-static_assert(offsetof(JunkCall, fn) == 0 && offsetof(JunkCall, arg) == 8 &&
-              offsetof(JunkCall, rbp) == 16 &&
-              offsetof(JunkCall, fake_frame) == 24 &&
-              offsetof(JunkCall, fake_link) == 32);
 
 // Code without a frame pointer, as a compiler builds it with
 // -fomit-frame-pointer, using %rbp as an ordinary register that holds junk
@@ -97,7 +84,6 @@ gls_test_call_without_frame_pointer:
     .cfi_endproc
     .size gls_test_call_without_frame_pointer, .-gls_test_call_without_frame_pointer
 )");
-extern "C" void* gls_test_call_without_frame_pointer(void* junk_call);
 #endif
 
 // What reads outside every scope on one thread saw.

@@ -11,9 +11,15 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <unordered_map>
 #include <vector>
 
+#include "strategies/goid/stack_table.h"
 #include "strategies/stack_tag/internal/frame_walk_config.h"
 
 namespace gls {
@@ -25,6 +31,7 @@ enum class WalkOutcome {
   kChainEnded,                 // a null frame pointer: no tag
   kChainEndedAwayFromRoot,     // the same, not above a known root: counted
   kChainEndedAtRoot,           // left the thread's outermost frame: no tag
+  kChainLeftRegisteredStack,   // left a registered stack: no tag, checked
   kChainBroken,                // redo the walk with libunwind
   kChainBrokenInSignalHandler  // no tag: libunwind is unsafe in a handler
 };
@@ -41,14 +48,18 @@ struct RootFrame {
 constexpr int kMaxRootFrames = 4;
 
 // What a walk knows about the stack it is on: the running thread's own
-// stack, [lo, hi), with the root frames learned on it, or nothing (hi == 0):
-// a fiber's stack, an alternate signal stack, or a thread whose bounds are
-// not known yet.
+// stack, [lo, hi), with the root frames learned on it; a registered stack
+// (a fiber's, an alternate signal stack: registered_stack.h), [lo, hi),
+// without root frames; or nothing (hi == 0): a stack nobody registered.
 struct WalkBounds {
   uintptr_t lo = 0;
   uintptr_t hi = 0;
   const RootFrame* roots = nullptr;
   int num_roots = 0;
+  // A registered stack, which records its innermost live tag: a link that
+  // leaves it ends the walk (kChainLeftRegisteredStack), and the record
+  // tells a miss from the chain's real end.
+  bool registered = false;
 };
 
 #include GLS_STACK_TAG_FRAME_WALK_INC
@@ -329,6 +340,8 @@ struct ThreadCounters {
   uint64_t walks_ended_at_root;
   uint64_t walks_ended_away_from_root;
   uint64_t missed_scopes_caught;
+  uint64_t walks_on_unknown_stacks;
+  uint64_t walks_left_registered_stack;
 };
 constinit thread_local ThreadCounters thread_counters
     __attribute__((tls_model("initial-exec"))) = {};
@@ -360,6 +373,38 @@ struct ThreadStack {
 constinit thread_local ThreadStack thread_stack
     __attribute__((tls_model("initial-exec"))) = {};
 
+}  // namespace
+
+// One stack registered through registered_stack.h. `region` comes first: the
+// table maps addresses to it, and a pointer to it is a pointer to this.
+struct RegisteredStack {
+  goid_internal::StackRegion region;
+  // The frame of the innermost TagBody running on this stack with its chain
+  // complete, or 0: ThreadStack::innermost_tag for this stack. Written only
+  // by the flow running on the stack, so it travels with a fiber that moves
+  // between threads (the fiber scheduler's own synchronization orders it).
+  uintptr_t innermost_tag;
+};
+static_assert(std::is_standard_layout_v<RegisteredStack>);
+
+namespace {
+
+// Every registered stack, by address. Never destroyed: a thread still
+// reading during exit must find it intact.
+union RegisteredStackTable {
+  constexpr RegisteredStackTable() : table() {}
+  ~RegisteredStackTable() {}
+  goid_internal::StackTable table;
+};
+constinit RegisteredStackTable registered_stacks;
+
+// The registered stack containing `address`, or nullptr. Lock-free,
+// allocation-free, writes nothing: a few dependent loads (stack_table.h).
+inline RegisteredStack* RegisteredStackOf(uintptr_t address) {
+  return reinterpret_cast<RegisteredStack*>(
+      registered_stacks.table.Lookup(address));
+}
+
 // Before a thread's bounds are learned (its first scope, or a broken chain
 // outside a signal handler, learns them; neither can happen in a handler
 // safely), a walk still has an upper bound that needs no call: glibc puts a
@@ -379,14 +424,25 @@ __attribute__((noinline)) WalkBounds ProvisionalBounds(uintptr_t fp) {
   return WalkBounds{};
 }
 
+// The bounds for a walk at `fp` off the thread's own stack: the registered
+// stack fp is on, or, before the thread's bounds are learned, the thread
+// pointer; else none (counted).
+__attribute__((noinline)) WalkBounds BoundsOffThreadStack(uintptr_t fp) {
+  if (const RegisteredStack* stack = RegisteredStackOf(fp)) {
+    return WalkBounds{fp, stack->region.hi, nullptr, 0, true};
+  }
+  if (!thread_stack.bounds_tried) return ProvisionalBounds(fp);
+  ++thread_counters.walks_on_unknown_stacks;
+  return WalkBounds{};
+}
+
 // The bounds for a walk at `fp`: the thread's stack if fp is on it.
 __attribute__((always_inline)) inline WalkBounds BoundsFor(uintptr_t fp) {
   const ThreadStack& t = thread_stack;
   if (fp >= t.lo && fp < t.hi) {
     return WalkBounds{fp, t.hi, t.roots, t.num_roots};
   }
-  if (!t.bounds_tried) [[unlikely]] return ProvisionalBounds(fp);
-  return WalkBounds{};
+  return BoundsOffThreadStack(fp);
 }
 
 // One word of stack memory that a junk link may have led to (an ASan redzone,
@@ -493,12 +549,40 @@ __attribute__((noinline)) bool LearnThreadStack(uintptr_t break_fp) {
 // inside the scope. `here` is that frame, the one a walk meets the end
 // marker at. The stores are ordered for a signal handler reading meanwhile:
 // innermost_tag names this frame only while its tag chain is complete.
+// Names `here` as the innermost complete tag in `slot` (a thread's or a
+// registered stack's record) for its lifetime, then restores the outer one.
+class RecordInnermostTag {
+ public:
+  RecordInnermostTag(uintptr_t& slot, uintptr_t here)
+      : slot_(slot), outer_(slot) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    slot_ = here;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  }
+  ~RecordInnermostTag() {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    slot_ = outer_;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  }
+  RecordInnermostTag(const RecordInnermostTag&) = delete;
+  RecordInnermostTag& operator=(const RecordInnermostTag&) = delete;
+
+ private:
+  uintptr_t& slot_;
+  const uintptr_t outer_;
+};
+
 __attribute__((noinline, noipa)) void TagBody(TagState* s) {
   ThreadStack& t = thread_stack;
   const uintptr_t here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
   if (here < t.lo || here >= t.hi) {
-    // A fiber's or an alternate signal stack, or bounds unknown: no bounds
-    // to tell this stack's tags from another's, so only counted.
+    if (RegisteredStack* stack = RegisteredStackOf(here)) {
+      RecordInnermostTag record(stack->innermost_tag, here);
+      s->fn();
+      return;
+    }
+    // A stack nobody registered, or bounds unknown: no bounds to tell this
+    // stack's tags from another's, so only counted.
     struct Count {
       int64_t& count;
       explicit Count(int64_t& c) : count(c) {
@@ -515,18 +599,7 @@ __attribute__((noinline, noipa)) void TagBody(TagState* s) {
     s->fn();
     return;
   }
-  struct Restore {
-    ThreadStack& t;
-    const uintptr_t outer;
-    ~Restore() {
-      std::atomic_signal_fence(std::memory_order_seq_cst);
-      t.innermost_tag = outer;
-      std::atomic_signal_fence(std::memory_order_seq_cst);
-    }
-  } restore{t, t.innermost_tag};
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  t.innermost_tag = here;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
+  RecordInnermostTag record(t.innermost_tag, here);
   s->fn();
 }
 
@@ -616,6 +689,9 @@ __attribute__((always_inline)) inline std::optional<uint64_t> AnswerOfWalk(
     case WalkOutcome::kChainEndedAwayFromRoot:
       ++thread_counters.walks_ended_away_from_root;
       return std::nullopt;
+    case WalkOutcome::kChainLeftRegisteredStack:
+      ++thread_counters.walks_left_registered_stack;
+      return std::nullopt;
     case WalkOutcome::kChainBrokenInSignalHandler:
       ++thread_counters.signal_handler_walks_given_up;
       return std::nullopt;
@@ -651,22 +727,39 @@ __attribute__((noinline)) std::optional<uint64_t> ReadAfterBrokenChain(
 // a signal handler can read while an inner chain is complete but not yet
 // recorded, or already unrecorded.
 //
-// Off the thread's stack (a fiber's), where no bounds tell one stack's tags
-// from another's: a walk that ended without a tag while any tag entered on
-// this thread is running off its stack is suspect, and is confirmed.
+// On a registered stack the same, with the stack's own record. On a stack
+// nobody registered, where no bounds tell one stack's tags from another's:
+// a walk that ended without a tag while any tag entered on this thread is
+// running off its stack is suspect, and is confirmed.
+__attribute__((always_inline)) inline bool MissedInnermostTag(
+    uintptr_t innermost, uintptr_t hi, bool ended_without_tag,
+    const Decoder& decoder, uintptr_t start) {
+  if (innermost <= start || innermost >= hi) return false;
+  if (decoder.found()) return decoder.end_frame() > innermost;
+  return ended_without_tag;
+}
+
+__attribute__((noinline)) bool MissedALiveScopeOffThreadStack(
+    bool ended_without_tag, const Decoder& decoder, uintptr_t start) {
+  if (const RegisteredStack* stack = RegisteredStackOf(start)) {
+    return MissedInnermostTag(stack->innermost_tag, stack->region.hi,
+                              ended_without_tag, decoder, start);
+  }
+  return ended_without_tag && thread_stack.off_stack_tags > 0;
+}
+
 __attribute__((always_inline)) inline bool MissedALiveScope(
     WalkOutcome outcome, const Decoder& decoder, uintptr_t start) {
   const ThreadStack& t = thread_stack;
   const bool ended_without_tag = outcome == WalkOutcome::kChainEnded ||
                                  outcome == WalkOutcome::kChainEndedAtRoot ||
-                                 outcome == WalkOutcome::kChainEndedAwayFromRoot;
-  if (start < t.lo || start >= t.hi) {
-    return ended_without_tag && t.off_stack_tags > 0;
+                                 outcome == WalkOutcome::kChainEndedAwayFromRoot ||
+                                 outcome == WalkOutcome::kChainLeftRegisteredStack;
+  if (start < t.lo || start >= t.hi) [[unlikely]] {
+    return MissedALiveScopeOffThreadStack(ended_without_tag, decoder, start);
   }
-  const uintptr_t innermost = t.innermost_tag;
-  if (innermost <= start || innermost >= t.hi) return false;
-  if (decoder.found()) return decoder.end_frame() > innermost;
-  return ended_without_tag;
+  return MissedInnermostTag(t.innermost_tag, t.hi, ended_without_tag, decoder,
+                            start);
 }
 
 void ReportMissedScopeOnce() {
@@ -688,7 +781,12 @@ void ReportMissedScopeOnce() {
 __attribute__((noinline)) std::optional<uint64_t> ReadAfterMissedScope(
     const Layout& layout, uintptr_t start, bool crossed_signal_frame) {
   const ThreadStack& t = thread_stack;
-  const uintptr_t hi = start >= t.lo && start < t.hi ? t.hi : 0;
+  uintptr_t hi = 0;
+  if (start >= t.lo && start < t.hi) {
+    hi = t.hi;
+  } else if (const RegisteredStack* stack = RegisteredStackOf(start)) {
+    hi = stack->region.hi;
+  }
   if (crossed_signal_frame || WalkedThroughASignalFrame(start, 0, hi)) {
     ++thread_counters.signal_handler_walks_given_up;
     return std::nullopt;
@@ -746,6 +844,137 @@ uint64_t WalksEndedAwayFromThreadRoot() {
 }
 
 uint64_t MissedScopesCaught() { return thread_counters.missed_scopes_caught; }
+
+uint64_t WalksOnUnknownStacks() {
+  return thread_counters.walks_on_unknown_stacks;
+}
+
+uint64_t WalksLeftRegisteredStack() {
+  return thread_counters.walks_left_registered_stack;
+}
+
+namespace {
+
+// Registrations by stack top, for RegisterAllocatedStack (deallocate() only
+// gets the stack back). Guarded by the table's mutex; never destroyed.
+std::unordered_map<uintptr_t, RegisteredStack*>& AllocatedStacks() {
+  static auto* stacks = new std::unordered_map<uintptr_t, RegisteredStack*>;
+  return *stacks;
+}
+
+std::string DescribeRange(uintptr_t lo, size_t size) {
+  char buffer[96];
+  std::snprintf(buffer, sizeof buffer, "[%#" PRIxPTR ", %#" PRIxPTR ")", lo,
+                lo + size);
+  return buffer;
+}
+
+// A registration of [lo_ptr, lo_ptr + size), rounded inwards to the table's
+// 16-byte granules, not installed yet.
+std::unique_ptr<RegisteredStack> NewRegisteredStack(const void* lo_ptr,
+                                                    size_t size) {
+  using goid_internal::StackTable;
+  const uintptr_t raw_lo = reinterpret_cast<uintptr_t>(lo_ptr);
+  if (lo_ptr == nullptr || size == 0 || raw_lo + size < raw_lo) {
+    throw std::invalid_argument(
+        "gls::stack_tag: cannot register the stack " +
+        DescribeRange(raw_lo, size) + ": it is null, empty or wraps around");
+  }
+  const uintptr_t lo = (raw_lo + StackTable::kGranule - 1) &
+                       ~(StackTable::kGranule - 1);
+  const uintptr_t hi = (raw_lo + size) & ~(StackTable::kGranule - 1);
+  if (hi > StackTable::kAddressLimit) {
+    throw std::invalid_argument("gls::stack_tag: cannot register the stack " +
+                                DescribeRange(raw_lo, size) +
+                                ": it lies above 2^47");
+  }
+  if (lo >= hi) {
+    throw std::invalid_argument("gls::stack_tag: cannot register the stack " +
+                                DescribeRange(raw_lo, size) +
+                                ": no aligned 16 bytes in it");
+  }
+  auto stack = std::make_unique<RegisteredStack>();
+  stack->region.lo = lo;
+  stack->region.hi = hi;
+  stack->innermost_tag = 0;
+  return stack;
+}
+
+// Requires the table's mutex. Installing allocates the nodes first
+// (Prepare), so removing the same range later allocates nothing.
+void InstallLocked(RegisteredStack* stack) {
+  registered_stacks.table.Prepare(stack->region.lo, stack->region.hi);
+  registered_stacks.table.Assign(stack->region.lo, stack->region.hi,
+                                 &stack->region);
+}
+void RemoveLocked(RegisteredStack* stack) noexcept {
+  registered_stacks.table.Assign(stack->region.lo, stack->region.hi, nullptr);
+}
+
+}  // namespace
+
+RegisteredStack* RegisterStack(const void* lo, size_t size) {
+  std::unique_ptr<RegisteredStack> stack = NewRegisteredStack(lo, size);
+  std::lock_guard<std::mutex> lock(registered_stacks.table.mu());
+  InstallLocked(stack.get());
+  return stack.release();
+}
+
+void UnregisterStack(RegisteredStack* stack) noexcept {
+  if (stack == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(registered_stacks.table.mu());
+    RemoveLocked(stack);
+  }
+  delete stack;
+}
+
+void RegisterAllocatedStack(void* lo, size_t size) {
+  std::unique_ptr<RegisteredStack> stack = NewRegisteredStack(lo, size);
+  const uintptr_t key = reinterpret_cast<uintptr_t>(lo) + size;
+  RegisteredStack* stale = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(registered_stacks.table.mu());
+    auto [it, inserted] = AllocatedStacks().try_emplace(key, stack.get());
+    if (!inserted) {
+      // Handed out again without a deallocate: the old registration is
+      // stale and goes first.
+      stale = it->second;
+      RemoveLocked(stale);
+      it->second = stack.get();
+    }
+    try {
+      InstallLocked(stack.get());
+    } catch (...) {
+      AllocatedStacks().erase(key);
+      delete stale;
+      throw;
+    }
+  }
+  stack.release();
+  delete stale;
+}
+
+void UnregisterAllocatedStack(void* lo, size_t size) noexcept {
+  const uintptr_t key = reinterpret_cast<uintptr_t>(lo) + size;
+  RegisteredStack* stack = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(registered_stacks.table.mu());
+    auto it = AllocatedStacks().find(key);
+    if (it == AllocatedStacks().end()) return;
+    stack = it->second;
+    AllocatedStacks().erase(it);
+    RemoveLocked(stack);
+  }
+  delete stack;
+}
+
+StackRange RegisteredStackAt(const void* address) {
+  const RegisteredStack* stack =
+      RegisteredStackOf(reinterpret_cast<uintptr_t>(address));
+  if (stack == nullptr) return StackRange{0, 0};
+  return StackRange{stack->region.lo, stack->region.hi};
+}
 
 ThreadStackInfo ThisThreadStack() {
   const ThreadStack& t = thread_stack;

@@ -26,6 +26,7 @@
 #ifndef STRATEGIES_STACK_TAG_INTERNAL_TAGS_H_
 #define STRATEGIES_STACK_TAG_INTERNAL_TAGS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -108,6 +109,32 @@ struct ThreadStackInfo {
   uintptr_t root_fp;
 };
 ThreadStackInfo ThisThreadStack();
+
+// Stacks other than threads' own that walks are bounded by (fiber stacks,
+// alternate signal stacks), behind gls::stack_tag::ScopedStack and
+// RegisteredStackAllocator (registered_stack.h). RegisterStack throws
+// std::invalid_argument for a range no stack can have and std::bad_alloc;
+// the others never throw.
+struct RegisteredStack;
+RegisteredStack* RegisterStack(const void* lo, size_t size);
+void UnregisterStack(RegisteredStack* stack) noexcept;
+void RegisterAllocatedStack(void* lo, size_t size);
+void UnregisterAllocatedStack(void* lo, size_t size) noexcept;
+// The registered stack containing `address`, as [lo, hi) (zeros if none).
+// Lock-free.
+struct StackRange {
+  uintptr_t lo;
+  uintptr_t hi;
+};
+StackRange RegisteredStackAt(const void* address);
+// How many frame-pointer walks on the calling thread started on a stack that
+// is neither its own nor registered: walks whose links are checked one by
+// one only (increasing, aligned, at most 1 MiB apart), not against bounds.
+uint64_t WalksOnUnknownStacks();
+// How many frame-pointer walks on the calling thread ended by leaving a
+// registered stack (its outermost frame's link, or a junk one) with no live
+// scope recorded above the reader on that stack: "none", without libunwind.
+uint64_t WalksLeftRegisteredStack();
 
 }  // namespace stack_tag_internal
 }  // namespace gls
