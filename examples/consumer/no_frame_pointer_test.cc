@@ -15,8 +15,11 @@
 // built -O2 -fomit-frame-pointer, with enough live values that the compiler
 // uses %rbp as an ordinary register, plus a libc callback (qsort, which
 // Debian's glibc builds without frame pointers), an exception, and
-// Boost.Context fibers resumed several times.
+// Boost.Context fibers resumed several times, on plain stacks and on stacks
+// registered with stack_tag (registered_stack.h).
 #include <boost/context/fiber.hpp>
+#include <boost/context/fixedsize_stack.hpp>
+#include <memory>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -26,6 +29,7 @@
 
 #include "gls/gls.h"
 #include "gtest/gtest.h"
+#include "strategies/stack_tag/registered_stack.h"
 #include "strategies/stack_tag/stack_tag_strategy.h"
 
 namespace {
@@ -137,33 +141,56 @@ TEST_P(NoFramePointerTest, ReadsAfterAnException) {
   EXPECT_EQ(Read(), -1);
 }
 
-TEST_P(NoFramePointerTest, ReadsAfterFiberResumes) {
+// Three fibers in their own scopes, resumed in turn from a scope of the
+// thread's, reading through code without frame pointers each time; the
+// fibers' stacks come from `stacks`.
+template <typename StackAllocator>
+std::vector<int> ReadAfterFiberResumes(NoFramePointerTest* test,
+                                       gls::ContextManager& mgr,
+                                       StackAllocator stacks) {
   namespace ctx = boost::context;
   volatile int sink[10] = {};
   std::vector<int> seen;
   std::vector<ctx::fiber> fibers;
   for (int id = 0; id < 3; ++id) {
-    fibers.emplace_back([this, id, &seen, &sink](ctx::fiber&& main) {
-      mgr_.SetValues({{kRequest, 100 + id}}, [&] {
+    fibers.emplace_back(std::allocator_arg, stacks,
+                        [test, &mgr, id, &seen, &sink](ctx::fiber&& main) {
+      mgr.SetValues({{kRequest, 100 + id}}, [&] {
         for (int round = 0; round < 3; ++round) {
-          seen.push_back(ReadUnderRegisterPressure(this, Peer::ReadOf, sink, 2));
+          seen.push_back(ReadUnderRegisterPressure(test, Peer::ReadOf, sink, 2));
           main = std::move(main).resume();
         }
       });
       return std::move(main);
     });
   }
-  mgr_.SetValues({{kRequest, 1}}, [&] {
+  mgr.SetValues({{kRequest, 1}}, [&] {
     for (int round = 0; round < 4; ++round) {
       for (auto& fiber : fibers) {
         if (fiber) fiber = std::move(fiber).resume();
       }
-      seen.push_back(ReadUnderRegisterPressure(this, Peer::ReadOf, sink, 2));
+      seen.push_back(ReadUnderRegisterPressure(test, Peer::ReadOf, sink, 2));
     }
   });
-  const std::vector<int> want = {100, 101, 102, 1, 100, 101, 102, 1,
-                                 100, 101, 102, 1, 1};
-  EXPECT_EQ(seen, want);
+  return seen;
+}
+
+const std::vector<int> kFiberReads = {100, 101, 102, 1, 100, 101, 102, 1,
+                                      100, 101, 102, 1, 1};
+
+TEST_P(NoFramePointerTest, ReadsAfterFiberResumes) {
+  EXPECT_EQ(ReadAfterFiberResumes(this, mgr_, boost::context::fixedsize_stack()),
+            kFiberReads);
+}
+
+// The same on stacks registered with stack_tag: walks bounded by the
+// fibers' stacks, and misses caught through each stack's own record.
+TEST_P(NoFramePointerTest, ReadsAfterFiberResumesOnRegisteredStacks) {
+  EXPECT_EQ(ReadAfterFiberResumes(
+                this, mgr_,
+                gls::stack_tag::RegisteredStackAllocator<
+                    boost::context::fixedsize_stack>()),
+            kFiberReads);
 }
 
 TEST_P(NoFramePointerTest, ReadsOnOtherThreads) {

@@ -21,7 +21,12 @@
 //   * thread_local: ThreadLocalSwitching is required. Without it, a fiber
 //     that yields inside a scope leaves its values visible to the next fiber
 //     on the thread: a leak between requests.
-//   * stack_tag: nothing extra. The values are tags on the fiber's own stack.
+//   * stack_tag: nothing extra for right answers: the values are tags on the
+//     fiber's own stack. If code without frame pointers runs on the fibers,
+//     pass a gls::stack_tag::RegisteredStackAllocator
+//     (strategies/stack_tag/registered_stack.h) so that the stack walk is
+//     bounded by the fiber's stack and misses are caught after a fiber
+//     moves between threads.
 //   * goid: no scheduler hook; the fibers' stacks must be registered, as for
 //     any fiber under goid: pass a gls::goid::RegisteredStackAllocator
 //     (Launch(std::allocator_arg, allocator, fn)).

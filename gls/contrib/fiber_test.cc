@@ -14,6 +14,7 @@
 #include "gls/gls.h"
 #include "gtest/gtest.h"
 #include "strategies/goid/goid_strategy.h"
+#include "strategies/stack_tag/registered_stack.h"
 #include "strategies/stack_tag/stack_tag_strategy.h"
 #include "strategies/thread_local/thread_local_strategy.h"
 
@@ -24,6 +25,9 @@ struct FiberSetup {
   const Strategy* strategy;
   bool hook;  // install ThreadLocalSwitching on the fiber thread
   const char* name;
+  // stack_tag only: fiber stacks registered (registered_stack.h), so the
+  // walks are bounded by them.
+  bool stack_tag_registered = false;
 };
 
 std::string Read(const ContextManager& mgr, const ContextKey& key) {
@@ -55,6 +59,12 @@ class FiberTest : public ::testing::TestWithParam<FiberSetup> {
           goid::RegisteredStackAllocator<boost::fibers::fixedsize_stack>(),
           std::forward<F>(fn));
     }
+    if (GetParam().stack_tag_registered) {
+      return fiber::Launch(
+          std::allocator_arg,
+          stack_tag::RegisteredStackAllocator<boost::fibers::fixedsize_stack>(),
+          std::forward<F>(fn));
+    }
     return fiber::Launch(std::forward<F>(fn));
   }
 
@@ -70,6 +80,8 @@ INSTANTIATE_TEST_SUITE_P(
     Strategies, FiberTest,
     ::testing::Values(FiberSetup{&ThreadLocalStrategy(), true, "thread_local_hook"},
                       FiberSetup{&StackTagStrategy(), false, "stack_tag"},
+                      FiberSetup{&StackTagStrategy(), false,
+                                 "stack_tag_registered_stacks", true},
                       FiberSetup{&GoidStrategy(), false, "goid"}),
     SetupName);
 

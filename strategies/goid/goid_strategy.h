@@ -112,6 +112,7 @@
 #include <utility>
 
 #include "gls/strategy.h"
+#include "strategies/internal/registering_stack_allocator.h"
 
 namespace gls {
 
@@ -225,36 +226,10 @@ class ScopedSignalStack {
 //       stacks(boost::context::fixedsize_stack(256 * 1024));
 //   boost::context::fiber f(std::allocator_arg, stacks, fn);
 template <typename Base>
-class RegisteredStackAllocator {
- public:
-  RegisteredStackAllocator() = default;
-  explicit RegisteredStackAllocator(Base base) : base_(std::move(base)) {}
-
-  auto allocate() {
-    auto sctx = base_.allocate();
-    try {
-      goid_internal::RegisterAllocatedStack(
-          static_cast<char*>(sctx.sp) - sctx.size, sctx.size);
-    } catch (...) {
-      base_.deallocate(sctx);
-      throw;
-    }
-    return sctx;
-  }
-
-  template <typename StackContext>
-  void deallocate(StackContext& sctx) noexcept {
-    goid_internal::UnregisterAllocatedStack(
-        static_cast<char*>(sctx.sp) - sctx.size, sctx.size);
-    base_.deallocate(sctx);
-  }
-
-  // base(): the wrapped allocator.
-  Base& base() { return base_; }
-
- private:
-  Base base_;
-};
+using RegisteredStackAllocator =
+    strategies_internal::RegisteringStackAllocator<
+        Base, goid_internal::RegisterAllocatedStack,
+        goid_internal::UnregisterAllocatedStack>;
 
 // IsRegisteredStack(address)
 //

@@ -56,8 +56,8 @@
 #define STRATEGIES_STACK_TAG_REGISTERED_STACK_H_
 
 #include <cstddef>
-#include <utility>
 
+#include "strategies/internal/registering_stack_allocator.h"
 #include "strategies/stack_tag/internal/tags.h"
 
 namespace gls {
@@ -103,36 +103,10 @@ class ScopedStack {
 // segmented_stack, nor with `preallocated` stacks (use ScopedStack).
 // Copyable if Base is.
 template <typename Base>
-class RegisteredStackAllocator {
- public:
-  RegisteredStackAllocator() = default;
-  explicit RegisteredStackAllocator(Base base) : base_(std::move(base)) {}
-
-  auto allocate() {
-    auto sctx = base_.allocate();
-    try {
-      stack_tag_internal::RegisterAllocatedStack(
-          static_cast<char*>(sctx.sp) - sctx.size, sctx.size);
-    } catch (...) {
-      base_.deallocate(sctx);
-      throw;
-    }
-    return sctx;
-  }
-
-  template <typename StackContext>
-  void deallocate(StackContext& sctx) noexcept {
-    stack_tag_internal::UnregisterAllocatedStack(
-        static_cast<char*>(sctx.sp) - sctx.size, sctx.size);
-    base_.deallocate(sctx);
-  }
-
-  // base(): the wrapped allocator.
-  Base& base() { return base_; }
-
- private:
-  Base base_;
-};
+using RegisteredStackAllocator =
+    strategies_internal::RegisteringStackAllocator<
+        Base, stack_tag_internal::RegisterAllocatedStack,
+        stack_tag_internal::UnregisterAllocatedStack>;
 
 }  // namespace stack_tag
 }  // namespace gls

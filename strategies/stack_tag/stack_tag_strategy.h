@@ -42,10 +42,13 @@
 // the chain. A junk %rbp that looks wrong sends the read to libunwind; one
 // that looks right can lead the walk past the scope, which the read detects
 // on the thread's own stack (the innermost live tag there is recorded per
-// thread) and, on fiber stacks, whenever a tag entered on this thread is
-// live off its stack: the read is then redone with libunwind, and the first
-// such read in the process prints one line to stderr. Not detected: a fiber
-// that migrated between threads since its scope began (docs/strategies.md).
+// thread), on registered fiber stacks (recorded per stack, so also after the
+// fiber moved to another thread: registered_stack.h) and, on unregistered
+// fiber stacks, whenever a tag entered on this thread is live off its stack:
+// the read is then redone with libunwind, and the first such read in the
+// process prints one line to stderr. Not detected: a fiber on an
+// unregistered stack that migrated between threads since its scope began
+// (docs/strategies.md).
 //
 // Outside every scope (frame-pointer walker), on a thread's own stack: the
 // walk goes up to the end of the frame-pointer chain. Where that chain ends
@@ -64,9 +67,13 @@
 // breaks the chain below the root: outside a signal handler the read is
 // redone with libunwind (right, slower, counted per thread), inside one it
 // answers "none" (below); a junk link that looks right is caught as above.
-// On fibers' stacks and alternate signal stacks the walk is not bounded (no
-// known bounds) and behaves as before: a broken chain outside a handler
-// means a libunwind walk, also outside every scope.
+// On a fiber's stack or an alternate signal stack registered through
+// registered_stack.h the walk is bounded by that stack, and a link leaving
+// it ends the walk ("none" unless the stack's record shows a live scope the
+// walk missed, which libunwind then finds): reads outside every scope there
+// need no libunwind. On stacks nobody registered the walk is not bounded
+// and behaves as before: a broken chain outside a handler means a libunwind
+// walk, also outside every scope.
 //
 // Reads stay on the running stack: a thread's bounds are learned
 // (pthread_getattr_np) at its first scope or first broken chain outside a
@@ -76,9 +83,10 @@
 // between the reader's frame (or, after a signal frame, the interrupted
 // %rsp) and the stack top, at 8-aligned, strictly increasing frame
 // addresses; the reads are not instrumented by sanitizers (a junk link into
-// the stack may point at an ASan redzone). Off the thread's stack (a
-// fiber's), links are only checked to be increasing, aligned and at most
-// 1 MiB apart. A thread's first scope (SetValues, Run) must not be in a
+// the stack may point at an ASan redzone). The same holds on registered
+// stacks (registered_stack.h). On a stack nobody registered (a fiber's),
+// links are only checked to be increasing, aligned and at most 1 MiB apart,
+// and a plausible junk link can lead the walk off the stack. A thread's first scope (SetValues, Run) must not be in a
 // signal handler: learning the bounds is not async-signal-safe.
 //
 // Guarantees: thread-safe. Current() takes no lock and allocates nothing with
