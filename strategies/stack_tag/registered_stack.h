@@ -40,6 +40,9 @@
 //     (walks there are then checked link by link, as before). A stack
 //     inside a thread's own stack (a local buffer) is walked with the
 //     thread's bounds, which contain it.
+//   * fork(): registrations stay in the child (its address space still holds
+//     the stacks), and the child can register and unregister (the lock is
+//     held across the fork, then released in both processes).
 //   * Bad ranges (null, empty, wrapping, above 2^47) throw
 //     std::invalid_argument naming the range; nothing is registered.
 //

@@ -151,11 +151,12 @@ TEST(StackTagThreadRootTest, ThreadOnACallerProvidedStack) {
   ASSERT_EQ(pthread_create(&thread, &attr, RunReads, &r), 0);
   ASSERT_EQ(pthread_join(thread, nullptr), 0);
   pthread_attr_destroy(&attr);
+  const uintptr_t stack_top = reinterpret_cast<uintptr_t>(stack) + kStackSize;
   std::free(stack);
   ExpectCheapMisses(r);
   // Learned only if the chain broke (glibc leaves a null %rbp here).
   if (r.stack.hi != 0) {
-    EXPECT_EQ(r.stack.hi, reinterpret_cast<uintptr_t>(stack) + kStackSize);
+    EXPECT_EQ(r.stack.hi, stack_top);
   }
 }
 

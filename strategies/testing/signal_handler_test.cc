@@ -26,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "strategies/goid/goid_strategy.h"
 #include "strategies/stack_tag/internal/tags.h"
+#include "strategies/stack_tag/registered_stack.h"
 #include "strategies/stack_tag/stack_tag_strategy.h"
 #include "strategies/thread_local/thread_local_strategy.h"
 
@@ -123,7 +124,12 @@ extern "C" void gls_test_spin_without_frame_pointer(const std::atomic<bool>*);
 static_assert(sizeof(std::atomic<bool>) == 1);
 #endif
 
-enum class Stack { kOwn, kAlternate };
+// Where the handler runs: the thread's own stack, or an alternate signal
+// stack, which may be registered with stack_tag (registered_stack.h: its
+// walks there are then bounded by it).
+enum class Stack { kOwn, kAlternate, kAlternateRegistered };
+
+bool OnAlternateStack(Stack stack) { return stack != Stack::kOwn; }
 
 // The strategy under test, with the stack the handler runs on.
 struct Param {
@@ -136,7 +142,10 @@ struct Param {
 // and takes it away again.
 class AltStack {
  public:
-  AltStack() : memory_(new char[kAltStackSize]) {
+  explicit AltStack(Stack stack) : memory_(new char[kAltStackSize]) {
+    if (stack == Stack::kAlternateRegistered) {
+      registered_.emplace(memory_.get(), kAltStackSize);
+    }
     stack_t ss = {};
     ss.ss_sp = memory_.get();
     ss.ss_size = kAltStackSize;
@@ -156,17 +165,18 @@ class AltStack {
 
  private:
   std::unique_ptr<char[]> memory_;
+  std::optional<stack_tag::ScopedStack> registered_;
   bool ok_ = false;
 };
 
-// Installs Handler for SIGUSR1 (with SA_ONSTACK for Stack::kAlternate) for
+// Installs Handler for SIGUSR1 (with SA_ONSTACK for the alternate stacks) for
 // its lifetime.
 class HandlerInstalled {
  public:
   explicit HandlerInstalled(Stack stack) {
     struct sigaction action = {};
     action.sa_sigaction = Handler;
-    action.sa_flags = SA_SIGINFO | (stack == Stack::kAlternate ? SA_ONSTACK : 0);
+    action.sa_flags = SA_SIGINFO | (OnAlternateStack(stack) ? SA_ONSTACK : 0);
     sigemptyset(&action.sa_mask);
     ok_ = sigaction(SIGUSR1, &action, &previous_) == 0;
   }
@@ -231,7 +241,7 @@ Tally Count(int count, int64_t expected) {
 // strategies never walk.
 void ExpectRealHandlerOnItsStack(const Tally& t, Stack stack) {
   if (kTsanDefersSignals) return;
-  EXPECT_EQ(t.on_alt_stack, stack == Stack::kAlternate ? kDeliveries : 0)
+  EXPECT_EQ(t.on_alt_stack, OnAlternateStack(stack) ? kDeliveries : 0)
       << "the handler did not run on the stack this test is about";
   EXPECT_EQ(libunwind_walks_in_handler.load(), 0);
 }
@@ -256,7 +266,7 @@ void RunAgainstBusyThread(const ContextManager& mgr, Stack stack, Body&& body) {
   std::atomic<bool> done{false};
   std::thread target([&] {
     {
-      AltStack alt;
+      AltStack alt(stack);
       EXPECT_TRUE(alt.ok());
       body(stop, [&] { ready = true; });
     }
@@ -359,10 +369,12 @@ INSTANTIATE_TEST_SUITE_P(
               Stack::kAlternate},
         Param{"stack_tag_own_stack", StackTagStrategy, Stack::kOwn},
         Param{"stack_tag_sigaltstack", StackTagStrategy, Stack::kAlternate},
+        Param{"stack_tag_registered_sigaltstack", StackTagStrategy,
+              Stack::kAlternateRegistered},
         Param{"goid_own_stack", GoidStrategy, Stack::kOwn},
         Param{"goid_sigaltstack", GoidStrategy, Stack::kAlternate}),
-    [](const ::testing::TestParamInfo<Param>& info) {
-      return std::string(info.param.name);
+    [](const ::testing::TestParamInfo<Param>& param_info) {
+      return std::string(param_info.param.name);
     });
 
 // goid learns a thread's alternate signal stack when it registers the

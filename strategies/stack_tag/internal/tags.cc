@@ -676,29 +676,31 @@ void RunTagged(uint64_t id, absl::FunctionRef<void()> fn) {
 
 namespace {
 // The answer of a frame-pointer walk that did not break (kChainBroken is the
-// caller's to handle), counting how it ended.
+// caller's to handle), counting how it ended. Only a walk that met a start
+// marker found a tag (the decoder stops it there: kStopped), so the
+// decoder's result is the answer whatever the outcome; one return path also
+// keeps GCC 12 from a false -Wmaybe-uninitialized on std::optional.
 __attribute__((always_inline)) inline std::optional<uint64_t> AnswerOfWalk(
     WalkOutcome outcome, const Decoder& decoder) {
   switch (outcome) {
     case WalkOutcome::kStopped:
     case WalkOutcome::kChainEnded:
-      return decoder.result();
-    case WalkOutcome::kChainEndedAtRoot:
-      ++thread_counters.walks_ended_at_root;
-      return std::nullopt;
-    case WalkOutcome::kChainEndedAwayFromRoot:
-      ++thread_counters.walks_ended_away_from_root;
-      return std::nullopt;
-    case WalkOutcome::kChainLeftRegisteredStack:
-      ++thread_counters.walks_left_registered_stack;
-      return std::nullopt;
-    case WalkOutcome::kChainBrokenInSignalHandler:
-      ++thread_counters.signal_handler_walks_given_up;
-      return std::nullopt;
     case WalkOutcome::kChainBroken:
       break;
+    case WalkOutcome::kChainEndedAtRoot:
+      ++thread_counters.walks_ended_at_root;
+      break;
+    case WalkOutcome::kChainEndedAwayFromRoot:
+      ++thread_counters.walks_ended_away_from_root;
+      break;
+    case WalkOutcome::kChainLeftRegisteredStack:
+      ++thread_counters.walks_left_registered_stack;
+      break;
+    case WalkOutcome::kChainBrokenInSignalHandler:
+      ++thread_counters.signal_handler_walks_given_up;
+      break;
   }
-  return std::nullopt;
+  return decoder.result();
 }
 
 // After a frame-pointer walk broke outside a signal handler: learns the
@@ -900,6 +902,19 @@ std::unique_ptr<RegisteredStack> NewRegisteredStack(const void* lo_ptr,
   return stack;
 }
 
+// fork() while another thread registers: the child must not inherit the
+// table's mutex locked. Registered stacks stay registered in the child,
+// whose address space still holds them.
+void AtForkPrepare() { registered_stacks.table.mu().lock(); }
+void AtForkParentOrChild() { registered_stacks.table.mu().unlock(); }
+
+std::mutex& RegistrationMutex() {
+  static const bool at_fork_installed [[maybe_unused]] =
+      pthread_atfork(AtForkPrepare, AtForkParentOrChild, AtForkParentOrChild) ==
+      0;
+  return registered_stacks.table.mu();
+}
+
 // Requires the table's mutex. Installing allocates the nodes first
 // (Prepare), so removing the same range later allocates nothing.
 void InstallLocked(RegisteredStack* stack) {
@@ -915,7 +930,7 @@ void RemoveLocked(RegisteredStack* stack) noexcept {
 
 RegisteredStack* RegisterStack(const void* lo, size_t size) {
   std::unique_ptr<RegisteredStack> stack = NewRegisteredStack(lo, size);
-  std::lock_guard<std::mutex> lock(registered_stacks.table.mu());
+  std::lock_guard<std::mutex> lock(RegistrationMutex());
   InstallLocked(stack.get());
   return stack.release();
 }
@@ -923,7 +938,7 @@ RegisteredStack* RegisterStack(const void* lo, size_t size) {
 void UnregisterStack(RegisteredStack* stack) noexcept {
   if (stack == nullptr) return;
   {
-    std::lock_guard<std::mutex> lock(registered_stacks.table.mu());
+    std::lock_guard<std::mutex> lock(RegistrationMutex());
     RemoveLocked(stack);
   }
   delete stack;
@@ -934,7 +949,7 @@ void RegisterAllocatedStack(void* lo, size_t size) {
   const uintptr_t key = reinterpret_cast<uintptr_t>(lo) + size;
   RegisteredStack* stale = nullptr;
   {
-    std::lock_guard<std::mutex> lock(registered_stacks.table.mu());
+    std::lock_guard<std::mutex> lock(RegistrationMutex());
     auto [it, inserted] = AllocatedStacks().try_emplace(key, stack.get());
     if (!inserted) {
       // Handed out again without a deallocate: the old registration is
@@ -959,7 +974,7 @@ void UnregisterAllocatedStack(void* lo, size_t size) noexcept {
   const uintptr_t key = reinterpret_cast<uintptr_t>(lo) + size;
   RegisteredStack* stack = nullptr;
   {
-    std::lock_guard<std::mutex> lock(registered_stacks.table.mu());
+    std::lock_guard<std::mutex> lock(RegistrationMutex());
     auto it = AllocatedStacks().find(key);
     if (it == AllocatedStacks().end()) return;
     stack = it->second;
