@@ -7,12 +7,12 @@
 // a registered stack is caught through the stack's own record of its
 // innermost scope, also after the fiber moved to another thread. Reads
 // outside every scope on a registered fiber stay on the frame-pointer path.
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
@@ -286,9 +286,14 @@ TEST(StackTagFiberBoundsTest, ChildOfAForkCanRegisterStacks) {
   });
   int failures = 0;
   for (int i = 0; i < 50; ++i) {
+    // The child's end of the pipe closes when it exits: the parent waits
+    // for that (poll), not for a fixed time.
+    int exited[2];
+    ASSERT_EQ(pipe(exited), 0);
     const pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
+      close(exited[0]);
       alignas(16) static char child_stack[64 * 1024];
       {
         ScopedStack registered(child_stack, sizeof child_stack);
@@ -298,18 +303,12 @@ TEST(StackTagFiberBoundsTest, ChildOfAForkCanRegisterStacks) {
     }
     // A child stuck on the lock is killed after 2 s; the first failure ends
     // the test.
+    close(exited[1]);
+    pollfd child_gone = {exited[0], POLLIN, 0};
+    if (poll(&child_gone, 1, 2000) == 0) kill(pid, SIGKILL);
+    close(exited[0]);
     int status = 0;
-    for (int waited_ms = 0;; waited_ms += 10) {
-      const pid_t done = waitpid(pid, &status, WNOHANG);
-      ASSERT_GE(done, 0);
-      if (done == pid) break;
-      if (waited_ms >= 2000) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       ++failures;
       break;
