@@ -11,12 +11,14 @@
 // stack's end, into memory that may not be mapped. Registering the stack
 // gives the walk its bounds there too:
 //   * no word outside [lo, lo + size) is read on that stack; a link that
-//     would leave it sends the read to libunwind (right, slower, counted:
-//     internal/tags.h FramePointerFallbacks);
+//     would leave it (the fiber library's entry code, or junk) ends the walk
+//     there (internal/tags.h WalksLeftRegisteredStack);
 //   * the innermost live scope on the stack is recorded with the stack, as
-//     for a thread's stack, so a walk that a junk link led past a live scope
-//     on it is caught and redone with libunwind, also after the fiber moved
-//     to another thread (work-stealing schedulers).
+//     for a thread's stack, so a walk that ended (or was led by a junk link)
+//     past a live scope on it is caught and redone with libunwind (right,
+//     slower, counted: MissedScopesCaught), also after the fiber moved to
+//     another thread (work-stealing schedulers); with no live scope missed,
+//     the answer is "none" without libunwind.
 // The same holds for an alternate signal stack (sigaltstack) registered
 // with ScopedStack.
 //
