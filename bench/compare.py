@@ -6,6 +6,10 @@ the Go originals side by side, checks which is right where, and writes
     DIR/report.md     tables, ratios against jtolds/gls, the correctness matrix
     DIR/report.png    ns/op by stack depth per system, log scale (gnuplot)
 
+The hot paths are also counted in instructions (//bench:instructions,
+callgrind): those figures do not move with the machine's load, and are their
+own section of results.json ("instructions") and report.md.
+
 Usage (through Bazel, which builds the C++ binaries with -c opt):
     bazel run //bench:compare -- [--out DIR] [--quick]
 
@@ -42,7 +46,7 @@ class Progress:
 
     # Typical seconds per phase: full mode, quick mode.
     TYPICAL = {"C++ benchmarks": (300, 8), "C++ correctness and memory": (25, 4),
-               "Go harness": (170, 6)}
+               "Go harness": (170, 6), "Instructions (callgrind)": (35, 35)}
 
     def __init__(self, phases, quick):
         self.phases = phases
@@ -180,6 +184,42 @@ def cpp_correctness(binary, quick):
     return data["correctness"], data.get("memory", [])
 
 
+def instruction_counts(script, loops, tmp):
+    """Instructions per operation from bench/instructions.py (callgrind)."""
+    out = os.path.join(tmp, "instructions.json")
+    result = run([sys.executable, script, "--loops", loops, "--json", out])
+    if result.returncode != 0:
+        raise RuntimeError(f"instructions.py exited {result.returncode}: "
+                           f"{result.stderr[-500:]}")
+    with open(out) as f:
+        return json.load(f)
+
+
+def instructions_section(data):
+    if not data:
+        return []
+    strategies = ("thread_local", "goid", "stack_tag")
+    lines = ["## Instructions per operation (callgrind)", "",
+             f"Deterministic: {data['method']}, each loop as in "
+             "bench/instruction_loops.cc; the same binary gives the same "
+             "figures on any load. stack_tag reads 8 frames below its scope.", "",
+             "| operation | " + " | ".join(strategies) + " |",
+             "|---|" + "---:|" * len(strategies)]
+    order = []
+    for r in data["rows"]:
+        if r["row"] not in order:
+            order.append(r["row"])
+    for row in order:
+        what = next(r["what"] for r in data["rows"] if r["row"] == row)
+        cells = []
+        for s in strategies:
+            v = next((r["instructions"] for r in data["rows"]
+                      if r["row"] == row and r["strategy"] == s), None)
+            cells.append("-" if v is None else f"{v:,.1f}")
+        lines.append(f"| {what} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def go_harness(script, quick, tmp):
     out = os.path.join(tmp, "go.json")
     result = run([script, "--out", out] + (["--quick"] if quick else []))
@@ -241,8 +281,9 @@ def machine():
     return f"{os.cpu_count()} cores, {cpu or platform.processor()}, {platform.system()} {platform.release()}"
 
 
-def targets_section(recs):
-    """The speed targets of the issues, each a ratio of two rows of this run."""
+def targets_section(recs, instructions=None):
+    """The speed targets of the issues: instruction counts (callgrind, the
+    gate for the hot paths) and ratios of two rows of this run."""
     def ns(system, workload, **params):
         r = find(recs, system, workload, **params)
         return r["median_ns"] if r and r.get("median_ns") else None
@@ -298,9 +339,21 @@ def targets_section(recs):
            float("inf"))
     target("`BM_FiberSwitch/thread_local_hook` ÷ `BM_FiberSwitch/plain`",
            ns("thread_local_hook", "FiberSwitch"), ns("plain", "FiberSwitch"), 1.5)
+    for t in (instructions or {}).get("targets", []):
+        if "instructions" in t:
+            figure = t["instructions"]
+            shown = "n/a" if figure is None else f"{figure:,.1f} instructions"
+            rows.append(f"| {t['target']} (thread_local, callgrind) | {shown} | "
+                        f"≤ {t['limit']} | {'met' if t['met'] else '**not met**'} |")
+        else:
+            figure = t.get("ratio")
+            shown = "n/a" if figure is None else f"{figure:.2f}"
+            rows.append(f"| {t['target']} (callgrind) | instructions | "
+                        f"{shown} (≤ {t['limit']}) | "
+                        f"{'met' if t['met'] else '**not met**'} |")
     return ["## Targets, checked in this run", "",
             "Each a ratio of two medians from this run (a limit of inf: reported, "
-            "no target).", "",
+            "no target), or an instruction count (callgrind).", "",
             "| target | figures | ratio | verdict |", "|---|---|---|---|"] + rows + [""]
 
 
@@ -319,7 +372,8 @@ def write_report(out_dir, results):
         lines += [f"- **{f['part']}**: {f['error']}" for f in results["failures"]]
         lines += [""]
 
-    lines += targets_section(recs)
+    lines += targets_section(recs, results.get("instructions"))
+    lines += instructions_section(results.get("instructions"))
 
     systems = systems_in(recs)
     lines += ["## GetValue by stack depth", "",
@@ -470,6 +524,10 @@ def main():
     parser.add_argument("--benchmark", required=True)
     parser.add_argument("--correctness", required=True)
     parser.add_argument("--go-bench", required=True)
+    parser.add_argument("--instructions", required=True,
+                        help="bench/instructions.py")
+    parser.add_argument("--instruction-loops", required=True,
+                        help="the instruction_loops binary (-c opt)")
     args = parser.parse_args()
 
     base = os.environ.get("BUILD_WORKING_DIRECTORY", os.getcwd())
@@ -491,6 +549,9 @@ def main():
             ("C++ benchmarks", lambda: results["records"].extend(cpp_benchmarks(args.benchmark, args.quick, tmp)[0])),
             ("C++ correctness and memory", lambda: _cpp_correctness(results, args)),
             ("Go harness", lambda: _go(results, args, tmp)),
+            ("Instructions (callgrind)", lambda: results.__setitem__(
+                "instructions", instruction_counts(args.instructions,
+                                                   args.instruction_loops, tmp))),
         ]
         global PROGRESS
         PROGRESS = Progress([name for name, _ in parts], args.quick)

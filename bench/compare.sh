@@ -8,4 +8,6 @@ exec python3 "$here/compare.py" \
   --benchmark "$here/gls_benchmark" \
   --correctness "$here/correctness" \
   --go-bench "$here/go/go_bench" \
+  --instructions "$here/instructions.py" \
+  --instruction-loops "$here/instruction_loops" \
   "$@"
