@@ -67,6 +67,7 @@
 #include "boost/asio/prefer.hpp"
 #include "boost/asio/query.hpp"
 #include "boost/asio/require.hpp"
+#include "boost/asio/strand.hpp"
 #include "gls/bind.h"
 #include "gls/snapshot.h"
 
@@ -107,12 +108,7 @@ class PropagatingExecutor {
   // snapshot, or else in the values of the calling flow now.
   template <typename F>
   void execute(F&& f) const {
-    if (carries_) {
-      boost::asio::execution::execute(
-          inner_, Bound<std::decay_t<F>>(snapshot_, std::forward<F>(f)));
-    } else {
-      boost::asio::execution::execute(inner_, gls::Bind(std::forward<F>(f)));
-    }
+    boost::asio::execution::execute(inner_, BindWork(std::forward<F>(f)));
   }
 
   // query(p): the wrapped executor's answer.
@@ -158,6 +154,24 @@ class PropagatingExecutor {
  private:
   template <typename>
   friend class PropagatingExecutor;
+  // The strand specialization below is built on PropagatingExecutor<strand>.
+  template <typename>
+  friend class boost::asio::strand;
+
+  // `f` bound to what it runs in: the carried snapshot, or else the values of
+  // the calling flow now.
+  template <typename F>
+  Bound<std::decay_t<F>> BindWork(F&& f) const {
+    if (carries_) return Bound<std::decay_t<F>>(snapshot_, std::forward<F>(f));
+    return gls::Bind(std::forward<F>(f));
+  }
+
+  // A wrapper of `other` that carries what this one carries.
+  template <typename Other>
+  PropagatingExecutor<Other> WithSameCarry(const Other& other) const {
+    if (carries_) return PropagatingExecutor<Other>(other, snapshot_);
+    return PropagatingExecutor<Other>(other);
+  }
 
   template <typename Property, typename Derived>
   PropagatingExecutor<std::decay_t<Derived>> Derive(Derived&& derived) const {
@@ -189,8 +203,196 @@ PropagatingExecutor<Executor> Propagating(const Executor& executor) {
   return PropagatingExecutor<Executor>(executor);
 }
 
+namespace internal {
+
+template <typename>
+inline constexpr bool kDependentFalse = false;
+
+// What a strand<PropagatingExecutor<E>> shows as `executor_`, the member
+// Boost's generic strand<Other> reads when converting from another strand:
+// converting it to anything stops the build with this message. Such a
+// conversion would give a strand<Other> (say strand<any_io_executor>) that
+// shares the queue but runs it through the wrapper as one piece of work, in
+// the values of whichever request found it idle.
+struct StrandConversionRefused {
+  template <typename To>
+  operator To() const {
+    static_assert(
+        kDependentFalse<To>,
+        "gls: a boost::asio::strand<gls::asio::PropagatingExecutor<E>> cannot "
+        "become a boost::asio::strand<Other> (e.g. "
+        "strand<any_io_executor>): that strand would run every request's "
+        "handlers in one request's values. Keep its type (auto s = "
+        "boost::asio::make_strand(ex)) or erase the whole strand "
+        "(boost::asio::any_io_executor s = boost::asio::make_strand(ex)). "
+        "See gls/contrib/asio.h, \"Strands\".");
+    __builtin_unreachable();
+  }
+};
+
+}  // namespace internal
+
 }  // namespace asio
 }  // namespace gls
+
+namespace boost {
+namespace asio {
+
+// strand<gls::asio::PropagatingExecutor<Executor>>
+//
+// What make_strand(ex) gives for a wrapped executor `ex` (and what
+// strand<gls::asio::PropagatingExecutor<E>> names): a strand whose queue may
+// hold work from any number of requests, each piece run in its own values.
+// It is gls::asio::Propagating(strand<Executor>) with strand's interface:
+// execute(f) (and post/dispatch/defer through it) binds `f` when it is
+// submitted, to the values of the submitting flow, and hands the bound `f`
+// to a strand<Executor> over the executor `ex` wraps; the strand runs its
+// queue through that unwrapped executor, so no piece of work runs in another
+// one's values. Asking it for outstanding_work.tracked (as every Asio
+// operation does when it starts, e.g. a timer whose executor is the strand)
+// gives a strand executor on the same queue that carries the values of that
+// moment, as the wrapper does. See the file comment, "Strands".
+template <typename Executor>
+class strand<gls::asio::PropagatingExecutor<Executor>> {
+  using Wrapped = gls::asio::PropagatingExecutor<strand<Executor>>;
+
+ public:
+  // inner_executor_type: the wrapped executor the strand was made from.
+  using inner_executor_type = gls::asio::PropagatingExecutor<Executor>;
+
+  // A new strand over a default-constructed Executor.
+  strand()
+    requires std::is_default_constructible_v<Executor>
+      : wrapped_(strand<Executor>()) {}
+
+  // strand(ex), make_strand(ex): a new strand (a new queue) over the
+  // executor `ex` wraps. It carries nothing, even if `ex` carries a
+  // snapshot: a strand is a resource shared by whoever holds it, and each
+  // piece of work runs in the values of the flow that submits it.
+  explicit strand(const inner_executor_type& ex)
+      : wrapped_(strand<Executor>(ex.inner())) {}
+
+  // Converting: the same queue, the same carried values.
+  template <typename OtherExecutor>
+    requires std::is_constructible_v<Executor, const OtherExecutor&>
+  strand(const strand<gls::asio::PropagatingExecutor<OtherExecutor>>&
+             other) noexcept
+      : wrapped_(other.wrapped_.WithSameCarry(
+            strand<Executor>(other.wrapped_.inner()))) {}
+
+  // get_inner_executor(): the wrapped executor the strand runs on (not
+  // serialized), carrying what this strand executor carries.
+  inner_executor_type get_inner_executor() const noexcept {
+    return wrapped_.WithSameCarry(wrapped_.inner().get_inner_executor());
+  }
+
+  // execute(f): queues `f` on the strand, bound to the values it runs in:
+  // this executor's carried snapshot, or else the calling flow's values now.
+  // Runs it inline, as strand<Executor> would, when called from inside the
+  // strand and blocking is not never.
+  template <typename Function>
+  void execute(Function&& f) const {
+    wrapped_.execute(std::forward<Function>(f));
+  }
+
+  // query(p): the inner executor's answer, as for any strand.
+  template <typename Property>
+    requires can_query<const strand<Executor>&, Property>::value
+  decltype(auto) query(const Property& p) const
+      noexcept(is_nothrow_query<const strand<Executor>&, Property>::value) {
+    return wrapped_.query(p);
+  }
+
+  // require(p), prefer(p): a strand executor on the same queue, over the
+  // inner executor with `p`. Asking for outstanding_work.tracked gives one
+  // that carries the values of this moment (unless this one carries some).
+  template <typename Property>
+    requires can_require<const strand<Executor>&, Property>::value
+  auto require(const Property& p) const {
+    return FromWrapped(wrapped_.require(p));
+  }
+  template <typename Property>
+    requires can_prefer<const strand<Executor>&, Property>::value
+  auto prefer(const Property& p) const {
+    return FromWrapped(wrapped_.prefer(p));
+  }
+
+  // The Networking TS interface, where Executor has it (io_context's and
+  // thread_pool's executors): context(), on_work_started(),
+  // on_work_finished(), and dispatch/post/defer(f, allocator), which bind
+  // `f` as execute does.
+  execution_context& context() const noexcept
+    requires requires(const Executor& e) { e.context(); }
+  {
+    return wrapped_.inner().context();
+  }
+  void on_work_started() const noexcept
+    requires requires(const Executor& e) { e.on_work_started(); }
+  {
+    wrapped_.inner().on_work_started();
+  }
+  void on_work_finished() const noexcept
+    requires requires(const Executor& e) { e.on_work_finished(); }
+  {
+    wrapped_.inner().on_work_finished();
+  }
+  template <typename Function, typename Allocator>
+  void dispatch(Function&& f, const Allocator& a) const {
+    wrapped_.inner().dispatch(wrapped_.BindWork(std::forward<Function>(f)), a);
+  }
+  template <typename Function, typename Allocator>
+  void post(Function&& f, const Allocator& a) const {
+    wrapped_.inner().post(wrapped_.BindWork(std::forward<Function>(f)), a);
+  }
+  template <typename Function, typename Allocator>
+  void defer(Function&& f, const Allocator& a) const {
+    wrapped_.inner().defer(wrapped_.BindWork(std::forward<Function>(f)), a);
+  }
+
+  // running_in_this_thread(): true inside work the strand is running.
+  bool running_in_this_thread() const noexcept {
+    return wrapped_.inner().running_in_this_thread();
+  }
+
+  // carries_snapshot(): true if everything executed runs in values captured
+  // earlier (a strand executor Asio asked for outstanding_work.tracked).
+  bool carries_snapshot() const noexcept { return wrapped_.carries_snapshot(); }
+
+  // a == b: the same queue and the same carried values.
+  friend bool operator==(const strand& a, const strand& b) noexcept {
+    return a.wrapped_ == b.wrapped_;
+  }
+  friend bool operator!=(const strand& a, const strand& b) noexcept {
+    return !(a == b);
+  }
+
+  // Not for use: Boost's strand<Other> reads this member when it is asked to
+  // convert from this strand, which the conversion operator of its type
+  // refuses at compile time (see gls::asio::internal::StrandConversionRefused).
+  [[no_unique_address]] gls::asio::internal::StrandConversionRefused executor_;
+
+ private:
+  template <typename>
+  friend class strand;
+
+  struct FromWrappedTag {};
+  strand(FromWrappedTag, Wrapped wrapped) noexcept
+      : wrapped_(std::move(wrapped)) {}
+
+  template <typename OtherStrand>
+  static strand<gls::asio::PropagatingExecutor<
+      typename OtherStrand::inner_executor_type>>
+  FromWrapped(gls::asio::PropagatingExecutor<OtherStrand>&& wrapped) {
+    using Result = strand<gls::asio::PropagatingExecutor<
+        typename OtherStrand::inner_executor_type>>;
+    return Result(typename Result::FromWrappedTag{}, std::move(wrapped));
+  }
+
+  Wrapped wrapped_;
+};
+
+}  // namespace asio
+}  // namespace boost
 
 // A gls::Bound handler keeps the associated executor and allocator of the
 // handler it wraps: asio::post(strand, gls::Bind(handler)) still runs on the
