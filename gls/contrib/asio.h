@@ -8,20 +8,97 @@
 //
 //   auto ex = gls::asio::Propagating(io.get_executor());
 //
-// and use `ex` wherever Asio takes an executor (post/dispatch/defer, I/O
-// objects, co_spawn, strands). Each piece of work then runs with the values
-// of the scope that started it:
-//   * post, dispatch, defer: the values where the call was made;
-//   * an asynchronous operation's completion handler (timers, sockets, any
-//     operation whose handler or I/O object uses the wrapped executor): the
-//     values where the operation was started;
+// Each piece of work then runs with the values of the scope that started it:
+//   * post, dispatch, defer: the values where the call was made (dispatch
+//     that runs inline, inside a handler or inside a strand, too);
+//   * an asynchronous operation's completion handler and its intermediate
+//     steps (timers, sockets, async_read/async_write, async_compose): the
+//     values where the operation was started, also when another request
+//     cancels it;
 //   * a co_spawn'ed asio::awaitable: the values where co_spawn was called, and
 //     after every resumption the values the coroutine was running with when
-//     it suspended. Code between resumptions runs in those values; nothing
-//     is left behind on the thread.
+//     it suspended; its completion handler, the co_spawn caller's.
 // A thread running the io_context between two handlers sees its own values
 // (none, normally): values are installed around each handler and removed
 // after it, as gls::Snapshot::Run does.
+//
+// Which executor decides: the one that runs the work. For post/dispatch/
+// defer, the executor passed (or the handler's associated executor, if it
+// has one); for a completion handler, the handler's associated executor if
+// it has one (bind_executor(x, h), use_awaitable's coroutine, use_future's
+// own), else the I/O object's. The work is carried if that executor is the
+// wrapper, a strand of it, or either erased into any_io_executor; with no
+// gls type there it is not (it sees the running thread's values, none).
+//
+// What is supported, each with its test (asio_test, asio_strand_test,
+// asio_compositions_test, asio_strand_compile_test; docs/propagation.md has
+// the table):
+//   * post/dispatch/defer, timers, sockets, co_spawn on the wrapper over an
+//     io_context run by several threads or over an asio::thread_pool
+//     (asio_test; ThreadPoolAndASharedStrandOverIt);
+//   * the wrapper erased into any_io_executor, for posts, timers and
+//     co_spawn (ErasedIntoAnyIoExecutor);
+//   * strands: see "Strands" below;
+//   * bind_executor to the wrapper or a strand of it
+//     (BindExecutorDecidesWhatTheHandlerSees); dispatch that runs inline
+//     (DispatchThatRunsInlineSeesTheCallersValues); async_read/async_write
+//     and their intermediate steps
+//     (AsyncReadAndWriteStepsSeeTheirOperationsValues); async_compose
+//     (AsyncComposeStepsSeeTheirOperationsValues); co_spawn onto a shared
+//     strand (CoSpawnOntoASharedStrand); timers cancelled by another request
+//     (TimerCancelledByAnotherRequest);
+//   * use_future: use_future(fn) posted through the wrapper or a strand of
+//     it runs fn in the poster's values; as the token of an I/O operation,
+//     fn runs on use_future's own executor, inline on the thread that
+//     completes the operation, in that thread's values (none): write
+//     use_future(gls::Bind(fn)) to give it the starter's (UseFuture);
+//   * work guards: make_work_guard(ex).get_executor() is `ex` as given
+//     (Asio keeps it and tracks the work with a separate executor), so work
+//     posted through it runs in the poster's values, never the guard
+//     maker's; the guard keeps the maker's values alive, unseen, until it
+//     is reset (WorkGuardExecutorsShowNoOneTheGuardMakersValues);
+//   * compositions with no gls type carry nothing
+//     (CompositionsWithNoGlsTypeCarryNothing).
+// Anything else that takes an executor (boost::asio::spawn, Beast's own
+// machinery beyond its streams' use of any_io_executor, ...) is not tested.
+//
+// Strands. A strand queues work from every flow that posts to it and runs
+// the queue as one piece of work on the executor beneath it, so where the
+// wrapper sits decides whether each piece keeps its values:
+//   * right, each piece of work in its submitter's values:
+//       boost::asio::make_strand(ex), or the same type spelled
+//         boost::asio::strand<gls::asio::PropagatingExecutor<E>>(ex):
+//         a specialization of boost::asio::strand (below) that binds each
+//         function when it is submitted and runs the queue on the unwrapped
+//         executor;
+//       gls::asio::Propagating(boost::asio::make_strand(io.get_executor()));
+//       either of them erased into any_io_executor after it is made
+//         (any_io_executor s = boost::asio::make_strand(ex));
+//       and, with them, bind_executor(strand, h), I/O objects whose executor
+//       is the strand, co_spawn(strand, ...), and make_work_guard(strand).
+//     Shared by 200 requests on 4 threads: asio_strand_test
+//     (SharedMakeStrandOfTheWrappedExecutor,
+//     SharedStrandOfPropagatingExecutorSpelledByHand,
+//     SharedWrappedPlainStrand, SharedStrandErasedIntoAnyIoExecutor,
+//     SharedWrappedStrandOverAnErasedWrappedExecutor); its interface:
+//     StrandOfTheWrapperHasStrandsInterface.
+//   * NOT supported: a strand made over an any_io_executor that holds the
+//     wrapper, boost::asio::make_strand(erased) or
+//     boost::asio::strand<any_io_executor>(ex), e.g. a strand of a Beast
+//     stream's get_executor(). Asio erased the wrapper's type, so this is
+//     Boost's own strand: it runs its whole queue in the values of the
+//     request whose post found it idle, and one request sees another's
+//     values (shown by MakeStrandOfAnErasedWrappedExecutorLeaks_Unsupported).
+//     No compile-time check can see it. Write instead
+//     gls::asio::Propagating(boost::asio::make_strand(erased)) and submit only
+//     through that (SharedWrappedStrandOverAnErasedWrappedExecutor), or make
+//     the strand from the typed wrapper before erasing it.
+//   * refused at compile time: converting a strand of the wrapper into a
+//     boost::asio::strand<Other> (strand<any_io_executor> s =
+//     make_strand(ex)), which would be the unsupported strand above sharing
+//     the right one's queue (asio_strand_compile_test).
+//   * io_context::strand (the old one) has no gls type: not carried; post
+//     gls::Bind(h) to it.
 //
 // How: the wrapper is an Asio standard executor forwarding every property to
 // the executor it wraps. `execute(f)` runs `f` under gls::Bind. Asio marks
@@ -29,13 +106,15 @@
 // `outstanding_work.tracked`; the executor the wrapper returns for that
 // carries a gls::Snapshot of the values at that moment, and runs the
 // completion in it. So does any executor derived from it (require/prefer).
+// Such a carrying executor is Asio's mark of one started operation: whatever
+// is executed through it runs in those values, so it must not be handed to
+// other requests (TrackedExecutorsCarryAndStrandsMadeFromThemDoNot); a strand
+// made from one carries nothing.
 //
 // What this is not: a change to Asio's scheduling. Handlers run where and
 // when Asio would run them without the wrapper. Work started through an
 // unwrapped executor is not carried (its handler sees the running thread's
-// values). A work guard made from the wrapper (make_work_guard) holds an
-// executor that carries the values of the scope where the guard was made;
-// tasks executed through that executor run in them.
+// values).
 //
 // Guarantees: those of gls::Bind for each handler (O(1) capture, no
 // allocation beyond the handler's own, exactly the captured values while it
@@ -47,8 +126,10 @@
 //
 //   boost::asio::io_context io;
 //   auto ex = gls::asio::Propagating(io.get_executor());
+//   auto cache_strand = boost::asio::make_strand(ex);  // shared by requests
 //   mgr.SetValues({{kRequestId, "12345"}}, [&] {
 //     boost::asio::post(ex, [] { MyLog(); });        // "... 12345"
+//     boost::asio::post(cache_strand, [] { MyLog(); });  // "... 12345"
 //     timer = std::make_unique<boost::asio::steady_timer>(ex, 10ms);
 //     timer->async_wait([](auto) { MyLog(); });      // "... 12345"
 //     boost::asio::co_spawn(ex, Session(), boost::asio::detached);
@@ -208,14 +289,18 @@ namespace internal {
 template <typename>
 inline constexpr bool kDependentFalse = false;
 
-// What a strand<PropagatingExecutor<E>> shows as `executor_`, the member
-// Boost's generic strand<Other> reads when converting from another strand:
-// converting it to anything stops the build with this message. Such a
+// What a strand<PropagatingExecutor<E>> shows as `executor_` and `impl_`, the
+// members Boost's generic strand<Other> reads when converting from another
+// strand: converting it to anything stops the build with this message. Such a
 // conversion would give a strand<Other> (say strand<any_io_executor>) that
 // shares the queue but runs it through the wrapper as one piece of work, in
 // the values of whichever request found it idle.
+template <int kMember>
 struct StrandConversionRefused {
+  // Not to nullptr_t: an executor's constructor from nullptr would make the
+  // conversion ambiguous and hide this message.
   template <typename To>
+    requires(!std::is_same_v<std::remove_cvref_t<To>, std::nullptr_t>)
   operator To() const {
     static_assert(
         kDependentFalse<To>,
@@ -366,10 +451,13 @@ class strand<gls::asio::PropagatingExecutor<Executor>> {
     return !(a == b);
   }
 
-  // Not for use: Boost's strand<Other> reads this member when it is asked to
-  // convert from this strand, which the conversion operator of its type
-  // refuses at compile time (see gls::asio::internal::StrandConversionRefused).
-  [[no_unique_address]] gls::asio::internal::StrandConversionRefused executor_;
+  // Not for use: Boost's strand<Other> reads these two members when it is
+  // asked to convert from this strand, which the conversion operator of
+  // their type refuses at compile time (see
+  // gls::asio::internal::StrandConversionRefused).
+  [[no_unique_address]] gls::asio::internal::StrandConversionRefused<0>
+      executor_;
+  [[no_unique_address]] gls::asio::internal::StrandConversionRefused<1> impl_;
 
  private:
   template <typename>
