@@ -12,8 +12,12 @@ with an encoded space) and a few hostile ones. After stopping both servers
     knew by itself (own_trace=, own_req= in the message), and belong to a
     request the test sent or got back in a response;
   * each request has exactly the lines the server writes for it (front:
-    handler, pool, go, downstream, write; back: handler, pool, go, write),
-    plus exactly one warning for each hostile header;
+    handler, admit, pool, go, downstream, write; back: handler, admit, pool,
+    go, write), plus exactly one warning for each hostile header;
+  * the admit lines, logged on one strand shared by every request of a
+    process (whose handler reads the tenant from the gls values), count each
+    tenant's requests exactly: a tenant's tenant_seen values are 1..n, each
+    once;
   * lines outside any request (startup, shutdown, bad requests) carry no ids;
   * the back's lines carry the front's trace id for the same request, with
     the front's span as their parent, and the same tenant and user;
@@ -41,14 +45,15 @@ from collections import Counter, defaultdict
 
 CLIENTS = 16
 REQUESTS_PER_CLIENT = 130  # 2,080 in all
-FRONT_EVENTS = Counter(handler=1, pool=1, go=1, downstream=1, write=1)
-BACK_EVENTS = Counter(handler=1, pool=1, go=1, write=1)
+FRONT_EVENTS = Counter(handler=1, admit=1, pool=1, go=1, downstream=1, write=1)
+BACK_EVENTS = Counter(handler=1, admit=1, pool=1, go=1, write=1)
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 
 LINE_RE = re.compile(r"^(\S+) (\S+) (\S+) \[(\d+)\]")
 FIELD_RE = re.compile(r' ([a-z_]+)=("(?:[^"\\]|\\.)*"|[^ "]*)')
 OWN_RE = re.compile(r"^(\w+) own_trace=(\S+) own_req=(\S+)(.*)$")
+ADMIT_RE = re.compile(r"^ tenant_seen=(\d+)$")
 
 
 class Failure(Exception):
@@ -248,11 +253,29 @@ def hostile_requests(port):
     return records, rejected
 
 
+def admission(admitted, fields, rest, line):
+    """Records an admit line's count under its tenant (from the gls flag)."""
+    m = ADMIT_RE.match(rest)
+    if not m:
+        raise Failure(f"admit line without tenant_seen=N: {line}")
+    admitted[fields.get("tenant", "")].append(int(m.group(1)))
+
+
+def check_admission(server, admitted):
+    """Each tenant's admit counts are 1..n, each once: the shared strand
+    counted every request under its own tenant."""
+    for tenant, seen in admitted.items():
+        if sorted(seen) != list(range(1, len(seen) + 1)):
+            raise Failure(f"{server.name}: tenant {tenant!r} admitted as {sorted(seen)[:20]}..., "
+                          f"want 1..{len(seen)} each once")
+
+
 def check_log(server, records, events, downstream_of=None):
     """Checks server's log against what the test sent. Returns {request id:
     span id} for the back server to check its parents against."""
     by_id = {r["request_id"]: r for r in records}
     seen = defaultdict(Counter)
+    admitted = defaultdict(list)
     spans = {}
     outside = []
     with open(server.log, errors="replace") as f:
@@ -296,8 +319,11 @@ def check_log(server, records, events, downstream_of=None):
             raise Failure(f"the downstream saw another trace id: {line}")
         if event == "write" and " status=200 " not in rest + " ":
             raise Failure(f"write line without status=200: {line}")
+        if event == "admit":
+            admission(admitted, fields, rest, line)
         seen[own_req][event] += 1
 
+    check_admission(server, admitted)
     for rid, record in by_id.items():
         want = Counter(events)
         if record["warnings"] and downstream_of is None:
@@ -346,6 +372,7 @@ def check_downstream_failure(binary, tmpdir, dead_port, servers):
     if status != 0:
         raise Failure(f"{front.name} exited with {status}; stderr:\n{front.stderr_text()}")
     seen = defaultdict(Counter)
+    admitted = defaultdict(list)
     outside = []
     with open(front.log, errors="replace") as f:
         for line in f.read().splitlines():
@@ -364,7 +391,12 @@ def check_downstream_failure(binary, tmpdir, dead_port, servers):
                 raise Failure(f"downstream failure not logged as a warning: {line}")
             if event == "write" and " status=502 " not in rest + " ":
                 raise Failure(f"write line without status=502: {line}")
+            if event == "admit":
+                admission(admitted, fields, rest, line)
             seen[own_req][event] += 1
+    check_admission(front, admitted)
+    if sum(len(v) for v in admitted.values()) != count:
+        raise Failure(f"{front.name}: {dict(admitted)} admit lines, want {count}")
     for rid in traces:
         if seen[rid] != FRONT_EVENTS:
             raise Failure(f"{front.name}: request {rid} has lines {dict(seen[rid])}, "

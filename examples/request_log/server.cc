@@ -4,10 +4,11 @@
 // What this is for: jtolds/gls's use case, end to end. Each request's ids
 // (trace id and span from W3C `traceparent`, `X-Request-Id`, `tenant`/`user`
 // from W3C `baggage`) are set once with one SetValues; from then on the
-// handler, a task on a thread pool, a thread started with gls::Go, an
-// outgoing HTTP call to a second instance (which gets `traceparent` and
-// `baggage` built from the gls values) and the Asio completion handlers all
-// log through spdlog, and the `%*` flag adds the ids to each line.
+// handler, an admission counter behind one strand shared by every request,
+// a task on a thread pool, a thread started with gls::Go, an outgoing HTTP
+// call to a second instance (which gets `traceparent` and `baggage` built
+// from the gls values) and the Asio completion handlers all log through
+// spdlog, and the `%*` flag adds the ids to each line.
 //
 //   server --port N [--downstream http://127.0.0.1:M] [--threads T]
 //          [--pool-threads P] [--log FILE] [--gls=on|off] [--name NAME]
@@ -38,6 +39,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -340,6 +342,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void DoRead();
   void OnRead(beast::error_code ec);
   void Handle();
+  void Admit(const std::string& tenant);
+  void StartPoolWork();
   void AfterPool();
   void AfterChild();
   void CallDownstream();
@@ -371,6 +375,7 @@ class Server {
         acceptor_(Wrap(io_.get_executor())),
         signals_(Wrap(io_.get_executor()), SIGINT, SIGTERM),
         pool_executor_(Wrap(pool_.get_executor())),
+        admission_strand_(MakeSharedStrand()),
         downstream_(options.downstream_target) {}
 
   int Run() {
@@ -417,6 +422,12 @@ class Server {
   bool gls() const { return options_.gls; }
   const std::optional<Downstream>& downstream() const { return downstream_; }
   const net::any_io_executor& pool_executor() const { return pool_executor_; }
+  // One strand shared by every request: what runs on it may use the
+  // admission counts without a lock.
+  const net::any_io_executor& admission_strand() const { return admission_strand_; }
+  // How many requests of `tenant` ("" for none) this process has admitted,
+  // this one included. Only on admission_strand().
+  std::uint64_t AdmitTenant(const std::string& tenant) { return ++tenant_requests_[tenant]; }
   void CountRequest() { requests_.fetch_add(1, std::memory_order_relaxed); }
   void CountBadRequest() { bad_requests_.fetch_add(1, std::memory_order_relaxed); }
   void ChildStarted() { live_children_.fetch_add(1); }
@@ -430,6 +441,15 @@ class Server {
   net::any_io_executor Wrap(const Executor& ex) const {
     if (options_.gls) return net::any_io_executor(gls::asio::Propagating(ex));
     return net::any_io_executor(ex);
+  }
+
+  // The shared strand is made from the typed wrapper and erased after:
+  // boost::asio::make_strand of an any_io_executor that holds the wrapper
+  // (make_strand(Wrap(...))) would run each request's admission in the values
+  // of another request (gls/contrib/asio.h, "Strands").
+  net::any_io_executor MakeSharedStrand() {
+    if (options_.gls) return net::make_strand(gls::asio::Propagating(io_.get_executor()));
+    return net::make_strand(io_.get_executor());
   }
 
   void DoAccept() {
@@ -453,6 +473,8 @@ class Server {
   tcp::acceptor acceptor_;
   net::signal_set signals_;
   net::any_io_executor pool_executor_;
+  net::any_io_executor admission_strand_;
+  std::unordered_map<std::string, std::uint64_t> tenant_requests_;  // admission_strand_ only
   std::optional<Downstream> downstream_;
   std::atomic<std::uint64_t> requests_{0};
   std::atomic<std::uint64_t> bad_requests_{0};
@@ -522,6 +544,30 @@ void Session::Handle() {
   g_log->info("handler own_trace={} own_req={} method={} target={}", own_trace, own_req,
               View(parser_->get().method_string()), target_);
 
+  // Admission, on the one strand every request of the process shares, its
+  // queue holding many requests' handlers at once. With gls on, the handler
+  // is given nothing of the request (its tenant it reads from the values);
+  // off, a copy of the tenant.
+  net::post(server_.admission_strand(),
+            [self = shared_from_this(),
+             tenant = server_.gls() ? std::string() : ids_.tenant] { self->Admit(tenant); });
+}
+
+void Session::Admit(const std::string& tenant) {
+  const std::string* t = &tenant;
+  if (server_.gls()) {
+    t = request_values.GetValue(kTenant);
+    if (t == nullptr) t = &tenant;  // no tenant: ""
+  }
+  const std::uint64_t seen = server_.AdmitTenant(*t);
+  g_log->info("admit own_trace={} own_req={} tenant_seen={}", ids_.trace_id, ids_.request_id,
+              seen);
+  StartPoolWork();
+}
+
+void Session::StartPoolWork() {
+  const std::string& own_trace = ids_.trace_id;
+  const std::string& own_req = ids_.request_id;
   // Work for the pool: it logs, then continues the request on this
   // connection's strand. Neither it nor its continuation is given the
   // request's values, only its own copy of the ids to print next to them.
