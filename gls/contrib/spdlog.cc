@@ -384,22 +384,7 @@ class AsyncLogger final : public spdlog::logger,
     if (pool == nullptr) {
       spdlog::throw_spdlog_ex("async log: thread pool doesn't exist anymore");
     }
-    gls::Snapshot values = gls::Capture();
-    std::shared_ptr<spdlog::async_logger> worker;
-    if (values.empty()) {
-      // Nothing to carry: a pointer to the backend that keeps this logger
-      // alive, with no allocation.
-      worker = std::shared_ptr<spdlog::async_logger>(shared_from_this(), &backend_);
-    } else {
-      // A control block of its own holding the values, aliased to the
-      // backend. (Made from nullptr, not from &backend_: a shared_ptr made
-      // from a pointer to an enable_shared_from_this object would also
-      // write that object's weak self-reference, from every logging thread.)
-      std::shared_ptr<void> line(
-          nullptr, LineValues{std::move(values), shared_from_this()});
-      worker = std::shared_ptr<spdlog::async_logger>(std::move(line), &backend_);
-    }
-    pool->post_log(std::move(worker), msg, policy_);
+    pool->post_log(QueuedReference(gls::Capture()), msg, policy_);
   }
 
   void flush_() override {
@@ -407,19 +392,37 @@ class AsyncLogger final : public spdlog::logger,
     if (pool == nullptr) {
       spdlog::throw_spdlog_ex("async flush: thread pool doesn't exist anymore");
     }
-    pool->post_flush(
-        std::shared_ptr<spdlog::async_logger>(shared_from_this(), &backend_),
-        policy_);
+    pool->post_flush(QueuedReference(gls::Snapshot()), policy_);
   }
 
  private:
+  // QueuedReference(values): the worker_ptr a queued line (or flush) is
+  // posted with: a pointer to the backend whose control block, of its own,
+  // holds `values` and keeps this logger alive until spdlog frees the line.
+  //
+  // Made from nullptr and aliased, not made from &backend_: a shared_ptr
+  // made from a pointer to an enable_shared_from_this object would also
+  // write that object's weak self-reference, from every logging thread.
+  // A block of its own even for a line with no values (rather than an alias
+  // of this logger's own block): spdlog releases a line's worker_ptr in its
+  // own code, which ThreadSanitizer does not see; releasing a block of ours
+  // runs LineValues' destructor, which drops the reference to this logger in
+  // code it does see, so the logger's destruction is ordered after the
+  // worker's last use of it for the sanitizer too.
+  std::shared_ptr<spdlog::async_logger> QueuedReference(gls::Snapshot values) {
+    std::shared_ptr<void> line(nullptr,
+                               LineValues{std::move(values), shared_from_this()});
+    return std::shared_ptr<spdlog::async_logger>(std::move(line), &backend_);
+  }
+
   std::weak_ptr<spdlog::details::thread_pool> pool_;
   spdlog::async_overflow_policy policy_;
   spdlog::async_logger backend_;
 };
 
-// What a line logged outside every scope is written with: no values, whatever
-// the worker thread has.
+// No values, whatever the worker thread has. (Every line is posted by
+// QueuedReference, so a line without LineValues is not expected; should one
+// come, it gets no values rather than the worker's.)
 const gls::Snapshot& NoValues() {
   static const gls::Snapshot none{};
   return none;
