@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "gls/contrib/spdlog_block_pool.h"
 #include "gls/snapshot.h"
 #include "spdlog/async.h"
 #include "spdlog/details/os.h"
@@ -411,7 +412,8 @@ class AsyncLogger final : public spdlog::logger,
   // worker's last use of it for the sanitizer too.
   std::shared_ptr<spdlog::async_logger> QueuedReference(gls::Snapshot values) {
     std::shared_ptr<void> line(nullptr,
-                               LineValues{std::move(values), shared_from_this()});
+                               LineValues{std::move(values), shared_from_this()},
+                               PoolAllocator<LineValues>());
     return std::shared_ptr<spdlog::async_logger>(std::move(line), &backend_);
   }
 
