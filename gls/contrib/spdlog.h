@@ -85,8 +85,11 @@
 
 #include "gls/context_manager.h"
 #include "gls/values.h"
+#include "spdlog/async_logger.h"
+#include "spdlog/common.h"
 #include "spdlog/details/log_msg.h"
 #include "spdlog/formatter.h"
+#include "spdlog/logger.h"
 #include "spdlog/pattern_formatter.h"
 
 namespace gls {
@@ -228,6 +231,93 @@ class Flag final : public spdlog::custom_flag_formatter {
 // '-', '=', a digit) or is not a printing character.
 std::unique_ptr<spdlog::formatter> MakeFormatter(std::string pattern, Flag flag,
                                                  char flag_char = '*');
+
+// MakeAsyncLogger(name, sinks, thread_pool, policy)
+// MakeAsyncLogger(name, sink, thread_pool, policy)
+//
+// An asynchronous spdlog logger whose lines carry the values of the logging
+// call: what spdlog::async_logger(name, sinks, thread_pool, policy) is, except
+// that each sink's formatter, run later on a worker thread of `thread_pool`,
+// sees exactly the gls values (every registered manager's) that the flow had
+// where the line was logged, and none for a line logged outside every scope
+// (see "Asynchronous loggers" in the file comment). Register it with
+// spdlog::register_logger if you want spdlog::get to find it.
+//
+// Like spdlog's async logger, it keeps only a weak reference to
+// `thread_pool`: a line logged after the pool is gone goes to the logger's
+// error handler ("async log: thread pool doesn't exist anymore").
+// `policy` is spdlog's: `block` waits for room in the queue,
+// `overrun_oldest` drops the oldest queued line. Throws
+// std::invalid_argument naming the problem if `thread_pool` or a sink is
+// null or `policy` is not one of the two.
+std::shared_ptr<spdlog::logger> MakeAsyncLogger(
+    std::string name, std::vector<spdlog::sink_ptr> sinks,
+    std::shared_ptr<spdlog::details::thread_pool> thread_pool,
+    spdlog::async_overflow_policy policy = spdlog::async_overflow_policy::block);
+std::shared_ptr<spdlog::logger> MakeAsyncLogger(
+    std::string name, spdlog::sink_ptr sink,
+    std::shared_ptr<spdlog::details::thread_pool> thread_pool,
+    spdlog::async_overflow_policy policy = spdlog::async_overflow_policy::block);
+
+namespace internal {
+
+// CreateRegisteredAsync(name, sink, policy): what spdlog's async_factory
+// does, with a gls async logger (see CreateAsync).
+std::shared_ptr<spdlog::logger> CreateRegisteredAsync(
+    std::string name, spdlog::sink_ptr sink,
+    spdlog::async_overflow_policy policy);
+
+}  // namespace internal
+
+// CreateAsync<Sink>(name, sink_args...)
+// CreateAsyncNonblock<Sink>(name, sink_args...)
+//
+// spdlog::create_async and spdlog::create_async_nb with a gls async logger
+// (MakeAsyncLogger): makes a `Sink` from `sink_args`, uses spdlog's global
+// thread pool (spdlog::thread_pool(), created as spdlog does, 8192 lines
+// and one thread, if spdlog::init_thread_pool was not called), sets up the
+// logger as spdlog's registry sets up every new logger (its global pattern,
+// level, flush level, error handler) and registers it. Throws
+// spdlog::spdlog_ex, as spdlog does, if a logger of that name exists.
+// CreateAsync blocks when the queue is full; CreateAsyncNonblock drops the
+// oldest queued line.
+template <typename Sink, typename... SinkArgs>
+std::shared_ptr<spdlog::logger> CreateAsync(std::string name,
+                                            SinkArgs&&... sink_args) {
+  return internal::CreateRegisteredAsync(
+      std::move(name), std::make_shared<Sink>(std::forward<SinkArgs>(sink_args)...),
+      spdlog::async_overflow_policy::block);
+}
+template <typename Sink, typename... SinkArgs>
+std::shared_ptr<spdlog::logger> CreateAsyncNonblock(std::string name,
+                                                    SinkArgs&&... sink_args) {
+  return internal::CreateRegisteredAsync(
+      std::move(name), std::make_shared<Sink>(std::forward<SinkArgs>(sink_args)...),
+      spdlog::async_overflow_policy::overrun_oldest);
+}
+
+// AsyncFactory, AsyncFactoryNonblock
+//
+// spdlog::async_factory and spdlog::async_factory_nonblock for gls async
+// loggers, for spdlog's sink helpers that take a factory:
+// `spdlog::basic_logger_mt<gls::spdlog_values::AsyncFactory>("app", path)`
+// is CreateAsync<spdlog::sinks::basic_file_sink_mt>("app", path).
+struct AsyncFactory {
+  template <typename Sink, typename... SinkArgs>
+  static std::shared_ptr<spdlog::logger> create(std::string logger_name,
+                                                SinkArgs&&... sink_args) {
+    return CreateAsync<Sink>(std::move(logger_name),
+                             std::forward<SinkArgs>(sink_args)...);
+  }
+};
+struct AsyncFactoryNonblock {
+  template <typename Sink, typename... SinkArgs>
+  static std::shared_ptr<spdlog::logger> create(std::string logger_name,
+                                                SinkArgs&&... sink_args) {
+    return CreateAsyncNonblock<Sink>(std::move(logger_name),
+                                     std::forward<SinkArgs>(sink_args)...);
+  }
+};
 
 }  // namespace spdlog_values
 }  // namespace gls
