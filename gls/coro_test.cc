@@ -1,8 +1,10 @@
 // gls::Task (gls/coro.h) under every strategy: a coroutine sees the values it
 // was created with after every resumption, on any thread; WithValues gives a
-// sub-task values no other coroutine on the thread sees; awaiting tasks that
+// sub-task values no other coroutine on the thread sees, also on a task made
+// by a factory whose scope has ended (issue 18, bug 3); awaiting tasks that
 // finish synchronously does not grow the stack; destroying suspended or
-// unstarted tasks leaks nothing.
+// unstarted tasks leaks nothing; bad tasks give clear errors. gls::Spawn has
+// its own tests (coro_spawn_test.cc).
 #include <atomic>
 #include <condition_variable>
 #include <coroutine>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "gls/coro.h"
+#include "gls/coro_testing.h"
 #include "gls/gls.h"
 #include "gtest/gtest.h"
 #include "strategies/goid/goid_strategy.h"
@@ -26,58 +29,7 @@
 namespace gls {
 namespace {
 
-// Threads that resume coroutines handed to them: `co_await pool.Hop()`.
-class HopPool {
- public:
-  explicit HopPool(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
-  }
-  ~HopPool() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
-
-  struct HopAwaiter {
-    HopPool* pool;
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) { pool->Post([h] { h.resume(); }); }
-    void await_resume() const noexcept {}
-  };
-  HopAwaiter Hop() { return HopAwaiter{this}; }
-
-  void Post(std::function<void()> fn) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back(std::move(fn));
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;
-        fn = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      fn();
-    }
-  }
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stopping_ = false;
-  std::vector<std::thread> threads_;
-};
+using ::gls::testing::HopPool;
 
 class CoroTest : public ::testing::TestWithParam<const Strategy*> {
  public:
@@ -174,6 +126,107 @@ TEST_P(CoroTest, WithValuesGivesASubTaskValuesAcrossItsAwaits) {
   });
   EXPECT_EQ(seen, (std::vector<std::string>{"parent", "sub", "parent", "parent",
                                             "parent"}));
+}
+
+// Bug 3 (issue 18): WithValues on a task made by a factory, after the
+// factory's scope ended. WithValues used to replace the task's snapshot
+// while running in it, freeing the frames it had installed (ASan:
+// heap-use-after-free in Frame::EndScope; default build: a hang).
+
+// Reads key_ and `other` after every one of `hops` hops; returns what it saw
+// each time, as "key_/other", all of them the same if nothing went wrong.
+Task<std::vector<std::string>> ReadBothAfterHops(CoroTest* t, HopPool* pool,
+                                                 ContextManager* other_mgr,
+                                                 ContextKey other, int hops) {
+  auto both = [&] {
+    const Value* v = other_mgr->GetValue(other);
+    const std::string* s = v == nullptr ? nullptr : v->TryAs<std::string>();
+    return t->Read() + "/" + (v == nullptr ? "none" : s == nullptr ? "?" : *s);
+  };
+  std::vector<std::string> seen = {both()};
+  for (int i = 0; i < hops; ++i) {
+    co_await pool->Hop();
+    seen.push_back(both());
+  }
+  co_return seen;
+}
+
+// `n` copies of `what`: what a task that saw the same values after each of
+// its n - 1 hops returns.
+std::vector<std::string> Same(int n, const std::string& what) {
+  return std::vector<std::string>(n, what);
+}
+
+TEST_P(CoroTest, WithValuesOnATaskMadeInAScopeThatHasEnded) {
+  HopPool pool(2);
+  const ContextKey sub_key = GenSym();
+  for (int round = 0; round < 20; ++round) {
+    Task<std::vector<std::string>> task =
+        mgr_.SetValues({{key_, std::string("factory")}}, [&] {
+          return ReadBothAfterHops(this, &pool, &mgr_, sub_key, 3);
+        });
+    const Values sub = {{sub_key, std::string("sub")}};
+    task = WithValues(mgr_, sub, std::move(task));
+    EXPECT_EQ(Read(), "none");  // WithValues left nothing installed here
+    EXPECT_EQ(SyncWait(std::move(task)), Same(4, "factory/sub"));
+    EXPECT_EQ(Read(), "none");
+  }
+}
+
+TEST_P(CoroTest, WithValuesTwiceAddsBothOverTheCreatorsValues) {
+  HopPool pool(2);
+  const ContextKey sub_key = GenSym();
+  Task<std::vector<std::string>> task =
+      mgr_.SetValues({{key_, std::string("factory")}, {sub_key, std::string("f")}},
+                     [&] { return ReadBothAfterHops(this, &pool, &mgr_, sub_key, 3); });
+  const Values first = {{key_, std::string("first")}, {sub_key, std::string("one")}};
+  const Values second = {{key_, std::string("second")}};
+  task = WithValues(mgr_, first, std::move(task));
+  task = WithValues(mgr_, second, std::move(task));
+  EXPECT_EQ(SyncWait(std::move(task)), Same(4, "second/one"));
+  EXPECT_EQ(Read(), "none");
+}
+
+TEST_P(CoroTest, WithValuesOnATaskMadeOutsideEveryScope) {
+  HopPool pool(2);
+  const ContextKey sub_key = GenSym();
+  Task<std::vector<std::string>> task =
+      ReadBothAfterHops(this, &pool, &mgr_, sub_key, 3);
+  const Values sub = {{sub_key, std::string("sub")}};
+  task = WithValues(mgr_, sub, std::move(task));
+  EXPECT_EQ(SyncWait(std::move(task)), Same(4, "none/sub"));
+
+  // And called inside another scope, which the task does not see.
+  Task<std::vector<std::string>> again =
+      ReadBothAfterHops(this, &pool, &mgr_, sub_key, 3);
+  mgr_.SetValues({{key_, std::string("caller")}},
+                 [&] { again = WithValues(mgr_, sub, std::move(again)); });
+  EXPECT_EQ(SyncWait(std::move(again)), Same(4, "none/sub"));
+}
+
+TEST_P(CoroTest, WithValuesAfterAManagerOfTheTaskWasUnregistered) {
+  HopPool pool(2);
+  ContextManager gone(*GetParam());
+  const ContextKey gone_key = GenSym();
+  Task<std::vector<std::string>> task = gone.SetValues(
+      {{gone_key, std::string("gone")}}, [&] {
+        return mgr_.SetValues({{key_, std::string("factory")}}, [&] {
+          return ReadBothAfterHops(this, &pool, &gone, gone_key, 3);
+        });
+      });
+  gone.Unregister();  // its values are no longer carried anywhere
+  const ContextKey sub_key = GenSym();
+  const Values sub = {{sub_key, std::string("sub")}};
+  task = WithValues(mgr_, sub, std::move(task));
+  EXPECT_EQ(SyncWait(std::move(task)), Same(4, "factory/none"));
+
+  // WithValues for the unregistered manager itself: not carried either.
+  Task<std::vector<std::string>> other = mgr_.SetValues(
+      {{key_, std::string("factory")}},
+      [&] { return ReadBothAfterHops(this, &pool, &gone, gone_key, 3); });
+  const Values gone_values = {{gone_key, std::string("sub")}};
+  other = WithValues(gone, gone_values, std::move(other));
+  EXPECT_EQ(SyncWait(std::move(other)), Same(4, "factory/none"));
 }
 
 // Two coroutines interleaved on one thread: one runs a sub-task with values
@@ -285,6 +338,7 @@ Task<int> ParksForever(std::coroutine_handle<>* parked) {
 TEST_P(CoroTest, DestroyingUnstartedOrSuspendedTasksReleasesTheirValues) {
   auto payload = std::make_shared<int>(1);
   const ContextKey payload_key = GenSym();
+  const int64_t frames_before = internal::LiveFrames();
   {
     std::optional<Task<int>> unstarted;
     mgr_.SetValues({{payload_key, payload}}, [&] { unstarted.emplace(Leaf(1)); });
@@ -293,18 +347,27 @@ TEST_P(CoroTest, DestroyingUnstartedOrSuspendedTasksReleasesTheirValues) {
   EXPECT_EQ(payload.use_count(), 1);
 
   // Suspended on an awaitable that never resumes it: destroying the task
-  // frees its frame, its values and its pending resumption frame (ASan's
-  // leak check sees the last).
+  // frees its frame, its values and its pending resumption frame (which
+  // holds a copy of the values, so the count shows it; ASan's leak check
+  // sees it too).
   std::coroutine_handle<> parked;
   {
-    std::optional<Task<int>> suspended;
-    mgr_.SetValues({{payload_key, payload}},
-                   [&] { suspended.emplace(ParksForever(&parked)); });
-    coro_internal::TestPeer::Start(*suspended);
+    auto run_here = [](auto start) { start(); };
+    SpawnedTask suspended;
+    mgr_.SetValues({{payload_key, payload}}, [&] {
+      suspended = Spawn(run_here, ParksForever(&parked));
+    });
     EXPECT_TRUE(parked);  // it did suspend there
+    EXPECT_FALSE(suspended.done());
     EXPECT_EQ(mgr_.GetValue(payload_key), nullptr);  // nothing left installed
+    EXPECT_GT(payload.use_count(), 1);
+    suspended.Destroy();
+    EXPECT_TRUE(suspended.done());
   }
   EXPECT_EQ(payload.use_count(), 1);
+  if (frames_before >= 0) {  // counted in debug builds only
+    EXPECT_EQ(internal::LiveFrames(), frames_before);
+  }
 }
 
 Task<int> AwaitsNotReallySuspending(CoroTest* t) {
@@ -348,6 +411,67 @@ TEST_P(CoroTest, CoroutinesThatAreNotGlsTasksSeeTheirResumersValues) {
   mgr_.SetValues({{key_, std::string("resumer")}}, [&] { plain.handle.resume(); });
   plain.handle.destroy();
   EXPECT_EQ(seen, "resumer");
+}
+
+// Bad tasks: empty (moved from) or already started, given to co_await,
+// SyncWait, WithValues or Spawn: a std::invalid_argument naming the call.
+std::string ErrorOf(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "no std::invalid_argument";
+}
+
+Task<std::string> AwaitsTwiceThenGivesValues(ContextManager* mgr, ContextKey key) {
+  Task<int> child = Leaf(3);
+  co_await child;  // started (and finished) here
+  std::string errors;
+  try {
+    co_await child;
+  } catch (const std::invalid_argument& e) {
+    errors += e.what();
+  }
+  errors += " | ";
+  try {
+    const Values values = {{key, 1}};
+    child = WithValues(*mgr, values, std::move(child));
+  } catch (const std::invalid_argument& e) {
+    errors += e.what();
+  }
+  errors += " | ";
+  try {
+    Task<int> moved = std::move(child);
+    co_await child;
+  } catch (const std::invalid_argument& e) {
+    errors += e.what();
+  }
+  co_return errors;
+}
+
+TEST_P(CoroTest, BadTasksGiveAClearError) {
+  const std::string kEmpty = "the gls::Task is empty (moved from, or already handed on)";
+  const std::string kStarted =
+      "the gls::Task has already started (a task is started once: by "
+      "co_await, SyncWait or Spawn)";
+  auto empty = [] {
+    Task<int> t = Leaf(1);
+    Task<int> taken = std::move(t);
+    return t;
+  };
+  EXPECT_EQ(ErrorOf([&] { SyncWait(empty()); }), "gls::SyncWait: " + kEmpty);
+  const Values values = {{key_, std::string("v")}};
+  EXPECT_EQ(ErrorOf([&] { (void)WithValues(mgr_, values, empty()); }),
+            "gls::WithValues: " + kEmpty);
+  auto run_here = [](auto start) { start(); };
+  EXPECT_EQ(ErrorOf([&] { Spawn(run_here, empty()); }), "gls::Spawn: " + kEmpty);
+  void (*null_handler)(std::exception_ptr) = nullptr;
+  EXPECT_EQ(ErrorOf([&] { Spawn(run_here, Leaf(1), null_handler); }),
+            "gls::Spawn (the error handler): the function to call is empty (null)");
+  EXPECT_EQ(SyncWait(AwaitsTwiceThenGivesValues(&mgr_, key_)),
+            "co_await gls::Task: " + kStarted + " | gls::WithValues: " + kStarted +
+                " | co_await gls::Task: " + kEmpty);
 }
 
 }  // namespace
