@@ -147,8 +147,8 @@ void ReportFailure(const Case& c, Runtime& runtime, uint64_t run_seed,
     return;
   }
   const Program minimized = Minimize(start, fails, /*max_trials=*/300);
-  RunResult again;
-  for (int i = 0; i < 3 && again.divergence_count == 0; ++i) {
+  RunResult again;  // a run that shows the divergence, to print it
+  for (int i = 0; i < 10 && again.divergence_count == 0; ++i) {
     again = RunProgram(runtime, minimized, kTimeout);
   }
   out << "Minimized (from " << CountSteps(program.steps) << " to "
