@@ -34,6 +34,7 @@
 #include "gls/contrib/spdlog.h"
 #include "gls/coro.h"
 #include "gls/values.h"
+#include "spdlog/details/thread_pool.h"
 #include "spdlog/logger.h"
 #include "spdlog/sinks/base_sink.h"
 
@@ -62,7 +63,10 @@ struct Runtime::Impl {
       : setup(std::move(s)),
         world(CoreSetup(setup)),
         guard(io.get_executor()),
-        pool(static_cast<size_t>(setup.pool_threads)) {
+        pool(static_cast<size_t>(setup.pool_threads)),
+        // The kLog steps' lines are formatted on this pool's 2 worker
+        // threads, outside every scope (gls's async logger carries them).
+        log_pool(std::make_shared<spdlog::details::thread_pool>(1024, 2)) {
     // Started outside every scope: the threads have no values of their own.
     for (int i = 0; i < setup.io_threads; ++i) {
       io_threads.emplace_back([this] { io.run(); });
@@ -82,6 +86,7 @@ struct Runtime::Impl {
   net::executor_work_guard<net::io_context::executor_type> guard;
   std::vector<std::thread> io_threads;
   net::thread_pool pool;
+  std::shared_ptr<spdlog::details::thread_pool> log_pool;
 };
 
 Runtime::Runtime(RuntimeSetup setup)
@@ -207,9 +212,11 @@ class Interpreter {
       runs_[i].store(0, std::memory_order_relaxed);
       skipped_[i].store(false, std::memory_order_relaxed);
     }
-    // The kLog steps' logger: synchronous, one line per step, formatted
-    // with gls's flag over every key of manager A0 in key order (what
-    // ExpectedFlag predicts).
+    // The kLog steps' logger: gls's asynchronous logger on the runtime's
+    // spdlog thread pool (issue 18 bug 2: a plain async logger formats on
+    // the worker thread and prints no values), one line per step, formatted
+    // there with gls's flag over every key of manager A0 in key order (what
+    // ExpectedFlag predicts: the values at the logging call).
     spdlog_values::Flag flag(world_.shared(0));
     for (KeyIndex key = 0; key < kKeys; ++key) {
       switch (KindOfKey(key)) {
@@ -232,7 +239,8 @@ class Interpreter {
     auto sink = std::make_shared<LineSink>(
         [this](std::string_view line) { OnLine(line); });
     // Not registered with spdlog: every program has its own.
-    logger_ = std::make_shared<spdlog::logger>("gls-integration", sink);
+    logger_ = spdlog_values::MakeAsyncLogger("gls-integration", sink,
+                                             runtime.log_pool);
     logger_->set_formatter(spdlog_values::MakeFormatter("%v%*", flag));
     logger_->set_level(spdlog::level::info);
   }

@@ -46,9 +46,10 @@
 //     (gls/coro.h.)
 //   * gls::Bind(fn): fn is carried from the Bind call, wherever and inside
 //     whatever scope it is called. (gls/bind.h.)
-//   * A spdlog line formatted with gls's flag (gls/contrib/spdlog.h): the
+//   * A spdlog line logged through gls's async logger and formatted later
+//     with gls's flag on spdlog's worker thread (gls/contrib/spdlog.h): the
 //     flag prints, for each of its entries in order, " label=value" for the
-//     values the logging flow sees (ExpectedFlag).
+//     values the logging flow saw at the logging call (ExpectedFlag).
 //   * A flow's own values are back after a scope ends, after a SyncWait,
 //     after a gls::Bind called inline, and after a co_await resumes.
 //

@@ -14,9 +14,9 @@
 // coroutines that co_await posts, timers and nested awaitables; gls::Tasks
 // hopping between executors, awaiting sub-tasks (some given more values with
 // gls::WithValues); gls::Bind callables run on other threads or inside other
-// scopes; spdlog lines formatted with the gls flag. The interpreter
-// (integration_interpreter.h) runs a program for real and checks every step
-// against what the model (integration_model.h) predicts.
+// scopes; spdlog lines logged asynchronously, formatted with the gls flag.
+// The interpreter (integration_interpreter.h) runs a program for real and
+// checks every step against what the model (integration_model.h) predicts.
 //
 // What this is not: a language with semantics of its own. Steps appear only
 // where they make sense (a co_await only at the top of a coroutine's body, a
@@ -122,7 +122,8 @@ enum class StepKind {
                  // { body } made here, through gls::WithValues(manager,
                  // entries) when there are entries
   kBind,         // gls::Bind({ body }), called where `where` says
-  kLog,          // a spdlog line formatted with gls's flag on this flow
+  kLog,          // a spdlog line logged on this flow through gls's async
+                 // logger, formatted with gls's flag on spdlog's worker
 };
 
 // Timer slots a program's timers go into (a cancel names a slot).
