@@ -1,6 +1,7 @@
 // The Example blocks of gls's boundary-crossing headers (gls/bind.h,
 // gls/executor.h, gls/contrib/asio.h, gls/contrib/fiber.h, gls/coro.h) and
-// the README's "Crossing boundaries" example, compiled as user code (-Wall
+// the README's "Crossing boundaries" and "Scopes without a callback"
+// examples, compiled as user code (-Wall
 // -Wextra -Werror) and run.
 #include <chrono>
 #include <condition_variable>
@@ -10,7 +11,9 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>  // before Asio 1.18's awaitable.hpp, which needs it
@@ -219,6 +222,56 @@ TEST(BoundaryExamples, Coroutines) {
                                          [&] { return gls::SyncWait(Main(&hop)); });
   hop->join();
   EXPECT_EQ(seen, "main sub main");
+}
+
+// README, "Scopes without a callback": an interceptor's before/after hooks.
+struct Request {
+  std::string id;
+};
+
+class RequestIdInterceptor {
+ public:
+  void Before(const Request& request) {
+    guard_.emplace(mgr, gls::Values{{kRequestId, request.id}});
+  }
+  void After() { guard_.reset(); }
+
+ private:
+  std::optional<gls::ScopedValues> guard_;
+};
+
+// A framework: before, the handler, after; each request on its own thread.
+void Serve(RequestIdInterceptor& interceptor, const Request& request) {
+  interceptor.Before(request);
+  MyLog();  // the handler
+  interceptor.After();
+}
+
+TEST(BoundaryExamples, Interceptor) {
+  if (!gls::DefaultStrategy().CanAttach()) {
+    // stack_tag as the build's default: the guard refuses, saying why.
+    RequestIdInterceptor interceptor;
+    EXPECT_THROW(interceptor.Before(Request{"r0"}), std::logic_error);
+    EXPECT_EQ(Read(), "none");
+    return;
+  }
+  TakeOutput();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([t] {
+      RequestIdInterceptor interceptor;
+      Serve(interceptor, Request{"r" + std::to_string(t)});
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  RequestIdInterceptor interceptor;
+  Serve(interceptor, Request{"main"});
+  MyLog();  // after After(): no id
+  const std::string log = TakeOutput();
+  for (const char* id : {"r0", "r1", "r2", "r3", "main"}) {
+    EXPECT_NE(log.find(std::string("My request id is: ") + id + "\n"), std::string::npos) << log;
+  }
+  EXPECT_NE(log.find("No request id found\n"), std::string::npos);
 }
 
 }  // namespace

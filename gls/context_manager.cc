@@ -171,14 +171,7 @@ void ContextManager::SetValuesImpl(const Values& values,
   }
   internal::SetValuesBookkeeping bookkeeping;
   auto in_context = [&](Context* ctx) {
-    const uint32_t slot = internal::SlotOf(handle_);
-    ctx->Reserve(slot);
-    const internal::Frame* visible = ctx->Slot(slot);
-    if (visible != nullptr && visible->handle() != handle_) visible = nullptr;
-    internal::Frame* frame = internal::Frame::New(
-        handle_, strategy_, visible == nullptr ? nullptr : &visible->values(),
-        values, ctx->top());
-    internal::Scope scope(ctx, frame);
+    internal::Scope scope(ctx, NewFrameIn(ctx, values));
     bookkeeping.Pause();
     fn();
     bookkeeping.Resume();
@@ -193,6 +186,17 @@ void ContextManager::SetValuesImpl(const Values& values,
   } else {
     strategy_->RunBound(lease.get(), [&] { in_context(lease.get()); });
   }
+}
+
+internal::Frame* ContextManager::NewFrameIn(Context* ctx,
+                                            const Values& values) const {
+  const uint32_t slot = internal::SlotOf(handle_);
+  ctx->Reserve(slot);
+  const internal::Frame* visible = ctx->Slot(slot);
+  if (visible != nullptr && visible->handle() != handle_) visible = nullptr;
+  return internal::Frame::New(handle_, strategy_,
+                              visible == nullptr ? nullptr : &visible->values(),
+                              values, ctx->top());
 }
 
 Values ContextManager::GetValues() const {

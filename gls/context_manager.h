@@ -78,6 +78,8 @@
 
 namespace gls {
 
+class ScopedValues;
+
 namespace internal {
 
 template <typename T>
@@ -271,7 +273,13 @@ class ContextManager {
     const internal::Frame* frame = ctx->Slot(internal::SlotOf(handle));
     return frame != nullptr && frame->handle() == handle ? frame : nullptr;
   }
+  friend class ScopedValues;
   void SetValuesImpl(const Values& values, absl::FunctionRef<void()> fn);
+  // NewFrameIn(ctx, values): a frame of this manager for `ctx`'s flow:
+  // `values` over what the flow sees of this manager, linked to ctx's top.
+  // Reserves the manager's slot in `ctx` first (may throw std::bad_alloc,
+  // before anything changed).
+  internal::Frame* NewFrameIn(Context* ctx, const Values& values) const;
   static absl::Status NotFound(KeyView key);
 
   const Strategy* const strategy_;

@@ -175,10 +175,22 @@ struct Resumer {
   std::coroutine_handle<promise_type> handle;
 };
 
+// Resumes `target` (a task's body, inside the Run of its values) until it
+// next suspends or finishes; aborts with a message if it suspended with a
+// scope guard (gls/scoped_values.h) still open: that guard's values would
+// stay installed in this thread's context after the task left it.
+inline void ResumeBody(std::coroutine_handle<> target) {
+  const int open_guards = internal::open_scope_guards;
+  target.resume();
+  if (internal::open_scope_guards > open_guards) [[unlikely]] {
+    internal::AbortScopeGuardAcrossSuspension();
+  }
+}
+
 // The snapshot is the resumer's own copy: `target` may finish and free its
 // promise (and the snapshot in it) while Run still has the values installed.
 inline Resumer MakeResumer(std::coroutine_handle<> target, Snapshot snapshot) {
-  snapshot.Run([target] { target.resume(); });
+  snapshot.Run([target] { ResumeBody(target); });
   co_return;
 }
 
@@ -242,7 +254,7 @@ class PromiseBase {
   int StartAndHandOff(std::coroutine_handle<> self, Continuation continuation) {
     started_ = true;
     continuation_ = continuation;
-    values_.Run([self] { self.resume(); });
+    values_.Run([self] { ResumeBody(self); });
     return state_.exchange(kAwaiterSuspended, std::memory_order_acq_rel);
   }
   bool StartAndCheckFinished(std::coroutine_handle<> self,

@@ -50,6 +50,7 @@
 #include "gls/context_manager.h"  // IWYU pragma: export
 #include "gls/executor.h"         // IWYU pragma: export
 #include "gls/go.h"               // IWYU pragma: export
+#include "gls/scoped_values.h"    // IWYU pragma: export
 #include "gls/snapshot.h"         // IWYU pragma: export
 #include "gls/strategy.h"         // IWYU pragma: export
 #include "gls/values.h"           // IWYU pragma: export

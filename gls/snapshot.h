@@ -121,6 +121,7 @@ class Snapshot {
 
  private:
   friend Snapshot Capture() noexcept;
+  friend class ScopedSnapshot;
   friend void internal::CaptureAllStrategies(Snapshot& snapshot) noexcept;
   void RunImpl(absl::FunctionRef<void()> fn) const;
   // Whether the running flow sees exactly this snapshot's values already:

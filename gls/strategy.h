@@ -97,6 +97,25 @@ class Strategy {
   // context. Only called when Current() is nullptr.
   virtual void RunBound(Context* ctx, absl::FunctionRef<void()> fn) const = 0;
 
+  // CanAttach(), Attach(ctx), Detach(ctx)
+  //
+  // Bind `ctx` to the running flow of execution with no function to run,
+  // for scopes whose beginning and end are separate calls (the guards of
+  // gls/scoped_values.h): after Attach(ctx) returns true, Current() returns
+  // `ctx` in this flow, and in no other, until Detach(ctx) is called in the
+  // same flow. gls calls Attach only when Current() is nullptr, and Detach
+  // only with the context it attached, from the flow it attached it in.
+  // Attach may return false, binding nothing, where the strategy cannot
+  // bind at that moment (goid: on a thread that is exiting).
+  //
+  // Optional: the default CanAttach() is false (and Attach binds nothing),
+  // which makes those guards throw std::logic_error naming the strategy. A
+  // strategy whose binding lives in a stack frame of RunBound (stack_tag
+  // writes it into the call stack) cannot attach, and keeps the default.
+  virtual bool CanAttach() const noexcept;
+  virtual bool Attach(Context* ctx) const;
+  virtual void Detach(Context* ctx) const;
+
   // GetGoroutineId(): the running flow's goroutine id, or std::nullopt
   // outside every context (no SetValues, Run or EnsureGoroutineId scope of
   // this strategy is active on this flow).

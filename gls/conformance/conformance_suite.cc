@@ -17,6 +17,7 @@
 
 #include "gls/context_manager.h"
 #include "gls/go.h"
+#include "gls/scoped_values.h"
 #include "gls/snapshot.h"
 #include "gls/values.h"
 #include "gmock/gmock.h"
@@ -786,6 +787,93 @@ TEST_P(ConformanceTest, GlsUsedFromThreadLocalDestructorsInEitherOrder) {
   }
   EXPECT_EQ(ran.load(), 12);
   CheckConcurrentFlowsAreDistinct(strategy(), mgr);
+}
+
+// Scope guards (gls/scoped_values.h): where the strategy can attach, a
+// guard is a SetValues scope without the callback, in every mix with real
+// scopes, Go and snapshots, and each thread sees only its own; where it
+// cannot, constructing one throws std::logic_error naming the strategy and
+// changes nothing.
+TEST_P(ConformanceTest, ScopeGuardsActAsScopesOrAreRefused) {
+  ContextManager mgr(strategy());
+  if (!strategy().CanAttach()) {
+    for (int outside = 0; outside < 2; ++outside) {
+      auto attempt = [&] {
+        try {
+          ScopedValues guard(mgr, {{"k", "guard"}});
+        } catch (const std::logic_error& e) {
+          EXPECT_THAT(e.what(), HasSubstr(std::string(strategy().name())));
+          EXPECT_THAT(e.what(), HasSubstr("SetValues(values, fn)"));
+          return;
+        }
+        ADD_FAILURE() << "a guard was made under " << strategy().name()
+                      << ", which cannot attach";
+      };
+      if (outside == 0) {
+        attempt();
+        EXPECT_EQ(StringValue(mgr, "k"), "");
+      } else {
+        mgr.SetValues({{"k", "scope"}}, [&] {
+          attempt();
+          EXPECT_EQ(StringValue(mgr, "k"), "scope");
+        });
+      }
+    }
+    return;
+  }
+  {
+    ScopedValues guard(mgr, {{"k", "guard"}});
+    EXPECT_EQ(StringValue(mgr, "k"), "guard");
+    EXPECT_TRUE(strategy().GetGoroutineId().has_value());
+    Go([&] { EXPECT_EQ(StringValue(mgr, "k"), "guard"); }).join();
+    mgr.SetValues({{"k", "scope"}}, [&] {
+      ScopedValues inner(mgr, {{"k2", "inner"}});
+      EXPECT_EQ(StringValue(mgr, "k"), "scope");
+      EXPECT_EQ(StringValue(mgr, "k2"), "inner");
+    });
+    EXPECT_EQ(StringValue(mgr, "k2"), "");
+    const Snapshot other = mgr.SetValues({{"k", "other"}}, [] { return Capture(); });
+    {
+      ScopedSnapshot installed(other);
+      EXPECT_EQ(StringValue(mgr, "k"), "other");
+    }
+    EXPECT_EQ(StringValue(mgr, "k"), "guard");
+  }
+  EXPECT_EQ(StringValue(mgr, "k"), "");
+  EXPECT_FALSE(strategy().GetGoroutineId().has_value());
+
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        const std::string mine = std::to_string(t) + "/" + std::to_string(i);
+        ScopedValues guard(mgr, {{"k", mine}});
+        if (StringValue(mgr, "k") != mine) ++wrong;
+      }
+      if (StringValue(mgr, "k") != "") ++wrong;
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+// Guards ended out of order: reported on stderr; the outer guard's values
+// stay until the inner one ends, then the values from before are back.
+TEST_P(ConformanceTest, ScopeGuardsEndedOutOfOrderAreDefined) {
+  if (!strategy().CanAttach()) GTEST_SKIP() << "the strategy cannot attach";
+  ContextManager mgr(strategy());
+  std::optional<ScopedValues> outer(std::in_place, mgr, Values{{"a", "outer"}});
+  std::optional<ScopedValues> inner(std::in_place, mgr, Values{{"b", "inner"}});
+  ::testing::internal::CaptureStderr();
+  outer.reset();
+  EXPECT_THAT(::testing::internal::GetCapturedStderr(), HasSubstr("still open"));
+  EXPECT_EQ(StringValue(mgr, "a"), "outer");
+  EXPECT_EQ(StringValue(mgr, "b"), "inner");
+  inner.reset();
+  EXPECT_EQ(StringValue(mgr, "a"), "");
+  EXPECT_EQ(StringValue(mgr, "b"), "");
+  EXPECT_FALSE(strategy().GetGoroutineId().has_value());
 }
 
 }  // namespace

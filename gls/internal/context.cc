@@ -175,6 +175,20 @@ void AbortSetValuesReentered() {
   std::abort();
 }
 
+constinit thread_local int open_scope_guards
+    __attribute__((tls_model("initial-exec"))) = 0;
+
+void AbortScopeGuardAcrossSuspension() {
+  std::fprintf(stderr,
+               "gls: a gls::ScopedValues or gls::ScopedSnapshot guard was "
+               "still open when a gls::Task suspended at a co_await. A "
+               "guard's scope belongs to the thread it was made on, and the "
+               "task may resume on another: the thread's next work would see "
+               "the guard's values. End the guard before the co_await, or "
+               "give the task values with gls::WithValues. Aborting.\n");
+  std::abort();
+}
+
 ContextPoolStats ContextPoolStatsForTesting() {
   return ContextPool::Get().Stats();
 }
@@ -211,6 +225,12 @@ uint64_t ContextId(const Context& ctx) noexcept { return ctx.id(); }
 Context* ContextWithId(uint64_t id) noexcept {
   return internal::ContextPool::Get().Find(id);
 }
+
+bool Strategy::CanAttach() const noexcept { return false; }
+
+bool Strategy::Attach(Context* /*ctx*/) const { return false; }
+
+void Strategy::Detach(Context* /*ctx*/) const {}
 
 std::optional<uint64_t> Strategy::GetGoroutineId() const noexcept {
   const Context* ctx = Current();

@@ -93,6 +93,11 @@ class Context {
   void set_run_base(internal::Frame* frame) { run_base_ = frame; }
   internal::Scope* innermost_scope() const { return innermost_scope_; }
   void set_innermost_scope(internal::Scope* scope) { innermost_scope_ = scope; }
+  // Whether a scope guard (gls/scoped_values.h) attached this context to its
+  // flow with Strategy::Attach: the guard whose end leaves it with no scope
+  // detaches and releases it.
+  bool attached_by_guard() const { return attached_by_guard_; }
+  void set_attached_by_guard(bool attached) { attached_by_guard_ = attached; }
 
  private:
   friend class internal::ContextPool;
@@ -111,6 +116,7 @@ class Context {
   // them are visible.
   internal::Frame* run_base_ = nullptr;
   internal::Scope* innermost_scope_ = nullptr;
+  bool attached_by_guard_ = false;
   internal::Frame* inline_slots_[kInlineSlots] = {};
   // Slots from kInlineSlots on, when a process has that many managers alive.
   internal::Frame** overflow_ = nullptr;
@@ -181,6 +187,14 @@ class SetValuesBookkeeping {
     std::atomic_signal_fence(std::memory_order_seq_cst);
   }
 };
+
+// Scope guards (gls/scoped_values.h) open on this thread, for gls::Task to
+// tell that its body suspended with one still open (see coro.h). Plain
+// int: only this thread reads or writes it.
+extern constinit thread_local int open_scope_guards
+    __attribute__((tls_model("initial-exec")));
+// AbortScopeGuardAcrossSuspension(): the message and abort for that.
+[[noreturn]] void AbortScopeGuardAcrossSuspension();
 
 // AcquireContext(): a context with no values and an id no other live context
 // has. Thread-safe, also from thread_local destructors, in any order with

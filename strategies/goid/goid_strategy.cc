@@ -561,6 +561,27 @@ class Goid final : public Strategy {
     Binding binding(region, ctx);
     fn();
   }
+
+  // The region of the stack the flow runs on keeps `ctx` until Detach. A
+  // thread past its exit has no registration of its own to keep (RunBound
+  // makes a temporary one for the length of its function): not attachable.
+  bool CanAttach() const noexcept override { return true; }
+
+  bool Attach(Context* ctx) const override {
+    StackRegion* region = global_table.table.Lookup(ReadStackPointer());
+    if (region == nullptr) {
+      if (thread_stack.exited) return false;
+      TemporaryRegistration unused;  // only for an exited thread
+      region = RegionForUnregisteredStack(&unused);
+    }
+    region->context = ctx;
+    return true;
+  }
+
+  void Detach(Context* ctx) const override {
+    StackRegion* region = global_table.table.Lookup(ReadStackPointer());
+    if (region != nullptr && region->context == ctx) region->context = nullptr;
+  }
 };
 
 }  // namespace

@@ -20,6 +20,15 @@ class ThreadLocal final : public Strategy {
     thread_local_internal::Binding binding(ctx);
     fn();
   }
+
+  bool CanAttach() const noexcept override { return true; }
+
+  bool Attach(Context* ctx) const override {
+    tls_context = ctx;
+    return true;
+  }
+
+  void Detach(Context* /*ctx*/) const override { tls_context = nullptr; }
 };
 
 }  // namespace
