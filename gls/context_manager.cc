@@ -55,6 +55,10 @@ class Registry {
     state.store(generation << 2 | kLive | kRegistered, std::memory_order_release);
     strategy_of_slot_.resize(std::max<size_t>(strategy_of_slot_.size(), slot + 1));
     strategy_of_slot_[slot] = strategy_index;
+    if (live_[strategy_index].fetch_add(1, std::memory_order_relaxed) == 0) {
+      Summary().live_strategies.fetch_or(uint32_t{1} << strategy_index,
+                                         std::memory_order_release);
+    }
     if (registered_[strategy_index].fetch_add(1, std::memory_order_relaxed) == 0) {
       Summary().registered_strategies.fetch_or(uint32_t{1} << strategy_index,
                                                std::memory_order_release);
@@ -91,15 +95,22 @@ class Registry {
     const uint64_t now = state.load(std::memory_order_relaxed);
     state.store(now & ~kLive, std::memory_order_release);
     Summary().unregistered_live.fetch_sub(1, std::memory_order_release);
+    const int strategy_index = strategy_of_slot_[slot];
+    if (live_[strategy_index].fetch_sub(1, std::memory_order_relaxed) == 1) {
+      Summary().live_strategies.fetch_and(~(uint32_t{1} << strategy_index),
+                                          std::memory_order_release);
+    }
     free_slots_.push_back(slot);
   }
 
-  int Strategies(const Strategy* out[internal::kMaxStrategies]) const {
+  // The strategies with registered managers, or (`live`) with live ones.
+  int Strategies(const Strategy* out[internal::kMaxStrategies], bool live) const {
+    const std::atomic<int>* counts = live ? live_ : registered_;
     int n = 0;
     for (int i = 0; i < internal::kMaxStrategies; ++i) {
       const Strategy* s = strategies_[i].load(std::memory_order_acquire);
       if (s == nullptr) break;
-      if (registered_[i].load(std::memory_order_relaxed) > 0) out[n++] = s;
+      if (counts[i].load(std::memory_order_relaxed) > 0) out[n++] = s;
     }
     return n;
   }
@@ -133,6 +144,7 @@ class Registry {
       internal::manager_states.chunks;
   std::atomic<const Strategy*> strategies_[internal::kMaxStrategies] = {};
   std::atomic<int> registered_[internal::kMaxStrategies] = {};
+  std::atomic<int> live_[internal::kMaxStrategies] = {};
 
   static internal::RegistrySummary& Summary() { return internal::registry_summary; }
 };
@@ -144,7 +156,11 @@ namespace internal {
 constinit ManagerStates manager_states;
 
 int RegisteredStrategies(const Strategy* out[kMaxStrategies]) noexcept {
-  return Registry::Get().Strategies(out);
+  return Registry::Get().Strategies(out, /*live=*/false);
+}
+
+int LiveStrategies(const Strategy* out[kMaxStrategies]) noexcept {
+  return Registry::Get().Strategies(out, /*live=*/true);
 }
 
 constinit RegistrySummary registry_summary;

@@ -251,7 +251,14 @@ class ContextManager {
 
   // Unregister(): removes this manager from the registry gls::Go and
   // gls::Capture use, so its values are no longer carried into other flows.
-  // The manager itself keeps working. Idempotent.
+  // The manager itself keeps working: its own scopes show their values in
+  // their own flow, outside any Snapshot::Run. Idempotent.
+  //
+  // Inside a Snapshot::Run that was already running when Unregister was
+  // called, the manager may go on showing the values that Run carried for it
+  // until that Run, or a Run nested in it, ends in that flow; from then on
+  // it shows none of them. It never shows another flow's values, and after
+  // the outermost Run the flow's own values are back (unregister_test).
   void Unregister();
 
   // strategy(): the strategy this manager uses.

@@ -135,10 +135,10 @@ ScopedSnapshot::ScopedSnapshot(const Snapshot& snapshot) : snapshot_(snapshot) {
       internal::Frame* frame = snapshot_.frames_[i];
       Install(frame->strategy()->Current(), frame->strategy(), frame);
     }
-    // Nothing, in every other context of a registered strategy that has
-    // values here: the snapshot had none of them.
+    // Nothing, in every other context that has values here (of any live
+    // manager, registered or not): the snapshot had none of them.
     const Strategy* strategies[internal::kMaxStrategies];
-    const int n = internal::RegisteredStrategies(strategies);
+    const int n = internal::LiveStrategies(strategies);
     for (int j = 0; j < n; ++j) {
       Context* ctx = strategies[j]->Current();
       if (ctx == nullptr || ctx->IsEmpty()) continue;

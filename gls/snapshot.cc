@@ -63,7 +63,9 @@ class Installer {
   Installer(internal::Frame* const* frames, int count,
             absl::FunctionRef<void()> fn)
       : frames_(frames), count_(count), fn_(fn) {
-    strategy_count_ = internal::RegisteredStrategies(strategies_);
+    // Every strategy with live managers: an unregistered manager's values
+    // in this flow are hidden too (Run shows exactly the snapshot's).
+    strategy_count_ = internal::LiveStrategies(strategies_);
   }
 
   void Install(int i) {
@@ -124,7 +126,7 @@ bool Snapshot::SeenByRunningFlowSlow() const noexcept {
 }
 
 void Snapshot::RunImpl(absl::FunctionRef<void()> fn) const {
-  if (count_ <= 1 && internal::OnlyDefaultStrategyRegistered()) {
+  if (count_ <= 1 && internal::OnlyDefaultStrategyLive()) {
     // The common case (one strategy, the default, read and bound inline):
     // the same steps as the Installer's, without its loops and calls.
     internal::Frame* frame = count_ == 1 ? frames_[0] : nullptr;

@@ -107,7 +107,10 @@ class Snapshot {
   //
   // Calls `fn()` in the calling flow with exactly the snapshot's values and
   // returns what it returns; the flow's own values are back when `fn`
-  // returns or throws. Throws std::invalid_argument if `fn` is a null
+  // returns or throws. Every manager, registered or not, sees only what the
+  // snapshot carries: an unregistered manager (never carried) sees nothing
+  // inside, whatever the flow had and whatever other managers exist
+  // (unregister_test). Throws std::invalid_argument if `fn` is a null
   // function pointer or an empty std::function.
   template <typename F>
   std::invoke_result_t<F&> Run(F&& fn) const {

@@ -177,11 +177,17 @@ inline bool ManagerCarried(ManagerHandle handle) noexcept {
 // kMaxStrategies, returns how many.
 inline constexpr int kMaxStrategies = 8;
 int RegisteredStrategies(const Strategy* out[kMaxStrategies]) noexcept;
+// LiveStrategies(out): the strategies of live managers, registered or not
+// (those whose values a flow can have); at most kMaxStrategies, returns how
+// many.
+int LiveStrategies(const Strategy* out[kMaxStrategies]) noexcept;
 // The registry's answers the hot paths of Capture and Snapshot::Run need,
 // kept where an inline load reaches them (written under the registry's lock).
 struct RegistrySummary {
   // Bit i: strategy i of the registry has registered managers.
   std::atomic<uint32_t> registered_strategies{0};
+  // Bit i: strategy i of the registry has live managers (registered or not).
+  std::atomic<uint32_t> live_strategies{0};
   // The bit of the build's default strategy, once it has a manager; else 0.
   std::atomic<uint32_t> default_strategy_bit{0};
   // Managers alive but unregistered: while there are none, a flow's own
@@ -197,6 +203,16 @@ inline bool OnlyDefaultStrategyRegistered() noexcept {
       registry_summary.default_strategy_bit.load(std::memory_order_acquire);
   return bit != 0 &&
          registry_summary.registered_strategies.load(std::memory_order_acquire) == bit;
+}
+
+// OnlyDefaultStrategyLive(): every live manager, registered or not, uses the
+// build's default strategy (so a Snapshot::Run of default-strategy frames has
+// no other strategy's values to hide).
+inline bool OnlyDefaultStrategyLive() noexcept {
+  const uint32_t bit =
+      registry_summary.default_strategy_bit.load(std::memory_order_acquire);
+  return bit != 0 &&
+         (registry_summary.live_strategies.load(std::memory_order_acquire) & ~bit) == 0;
 }
 
 // AnyUnregisteredLiveManager(): some manager is alive but unregistered (its
