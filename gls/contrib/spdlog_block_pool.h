@@ -129,7 +129,9 @@ class BlockPool {
     return ::operator new(kBlockSize, std::align_val_t{kBlockAlignment});
   }
   static void DeleteBlock(void* block) noexcept {
-    ::operator delete(block, kBlockSize, std::align_val_t{kBlockAlignment});
+    // Unsized: clang-14 (--config=fuzz) declares no sized deallocation
+    // functions unless -fsized-deallocation.
+    ::operator delete(block, std::align_val_t{kBlockAlignment});
   }
   // Deletes the `n` blocks of the list at `head`.
   static void DeleteList(FreeBlock* head, size_t n) noexcept {
@@ -200,14 +202,14 @@ class BlockPool {
   enum class CacheState : unsigned char { kUnused, kLive, kGone };
   // Trivially destructible, so readable while the thread exits.
   static thread_local CacheState cache_state;
-  static thread_local ThreadCache cache;
+  static thread_local ThreadCache thread_cache;
 
   static ThreadCache* LocalCache() noexcept {
     if (cache_state != CacheState::kLive) {
       if (cache_state == CacheState::kGone) return nullptr;
       cache_state = CacheState::kLive;
     }
-    return &cache;
+    return &thread_cache;
   }
 };
 
@@ -215,7 +217,8 @@ template <size_t kBlockSize>
 thread_local typename BlockPool<kBlockSize>::CacheState
     BlockPool<kBlockSize>::cache_state = CacheState::kUnused;
 template <size_t kBlockSize>
-thread_local typename BlockPool<kBlockSize>::ThreadCache BlockPool<kBlockSize>::cache;
+thread_local typename BlockPool<kBlockSize>::ThreadCache
+    BlockPool<kBlockSize>::thread_cache;
 
 // kMaxPooledSize: objects up to this size come from a BlockPool; larger
 // ones from std::allocator.
