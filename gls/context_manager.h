@@ -286,7 +286,16 @@ class ContextManager {
   // `values` over what the flow sees of this manager, linked to ctx's top.
   // Reserves the manager's slot in `ctx` first (may throw std::bad_alloc,
   // before anything changed).
-  internal::Frame* NewFrameIn(Context* ctx, const Values& values) const;
+  internal::Frame* NewFrameIn(
+      Context* ctx, const Values& values) const {
+    const uint32_t slot = internal::SlotOf(handle_);
+    ctx->Reserve(slot);
+    const internal::Frame* visible = ctx->Slot(slot);
+    if (visible != nullptr && visible->handle() != handle_) visible = nullptr;
+    return internal::Frame::New(
+        handle_, strategy_, visible == nullptr ? nullptr : &visible->values(),
+        values, ctx->top());
+  }
   static absl::Status NotFound(KeyView key);
 
   const Strategy* const strategy_;

@@ -116,11 +116,13 @@ class Context {
   // them are visible.
   internal::Frame* run_base_ = nullptr;
   internal::Scope* innermost_scope_ = nullptr;
-  bool attached_by_guard_ = false;
   internal::Frame* inline_slots_[kInlineSlots] = {};
   // Slots from kInlineSlots on, when a process has that many managers alive.
   internal::Frame** overflow_ = nullptr;
   uint32_t overflow_capacity_ = 0;
+  // In the padding after overflow_capacity_: the hot fields keep their
+  // offsets.
+  bool attached_by_guard_ = false;
 };
 
 namespace internal {
