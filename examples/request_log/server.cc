@@ -48,6 +48,7 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/post.hpp"
 #include "boost/asio/signal_set.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/asio/thread_pool.hpp"
 #include "boost/beast/core.hpp"
@@ -70,6 +71,8 @@ using tcp = net::ip::tcp;
 
 constexpr auto kDownstreamTimeout = std::chrono::seconds(2);
 constexpr auto kIdleTimeout = std::chrono::seconds(30);
+// How long a stop waits for responses being written to finish.
+constexpr auto kStopGrace = std::chrono::seconds(5);
 // Above the W3C baggage limit (8192 bytes), so an oversized baggage header
 // reaches ParseBaggage (which drops what is beyond the limit and says so);
 // anything larger is refused by Beast with 431.
@@ -402,8 +405,13 @@ class Server {
     signals_.async_wait([this](beast::error_code wait_ec, int signal) {
       if (wait_ec) return;
       g_log->info("stopping on signal {}", signal);
-      // In-flight requests are dropped; handlers that are running finish.
-      io_.stop();
+      // No new connections; responses already being written finish (and
+      // log their write line: a client may have its response before the
+      // write's completion runs here), for up to kStopGrace; requests still
+      // in flight after that are dropped.
+      beast::error_code ignored;
+      acceptor_.close(ignored);
+      StopWhenWritesAreDone(std::chrono::steady_clock::now() + kStopGrace);
     });
     std::vector<std::thread> threads;
     for (int i = 1; i < options_.threads; ++i) threads.emplace_back([this] { io_.run(); });
@@ -428,6 +436,8 @@ class Server {
   // How many requests of `tenant` ("" for none) this process has admitted,
   // this one included. Only on admission_strand().
   std::uint64_t AdmitTenant(const std::string& tenant) { return ++tenant_requests_[tenant]; }
+  void WriteStarted() { writes_in_flight_.fetch_add(1); }
+  void WriteEnded() { writes_in_flight_.fetch_sub(1); }
   void CountRequest() { requests_.fetch_add(1, std::memory_order_relaxed); }
   void CountBadRequest() { bad_requests_.fetch_add(1, std::memory_order_relaxed); }
   void ChildStarted() { live_children_.fetch_add(1); }
@@ -452,6 +462,19 @@ class Server {
     return net::make_strand(io_.get_executor());
   }
 
+  // Stops the io_context once no response is being written, or at
+  // `deadline`.
+  void StopWhenWritesAreDone(std::chrono::steady_clock::time_point deadline) {
+    if (writes_in_flight_.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
+      io_.stop();
+      return;
+    }
+    stop_timer_.expires_after(std::chrono::milliseconds(1));
+    stop_timer_.async_wait([this, deadline](beast::error_code) {
+      StopWhenWritesAreDone(deadline);
+    });
+  }
+
   void DoAccept() {
     // Each connection gets its own strand: its read, write, timer and
     // downstream handlers never run at the same time.
@@ -472,6 +495,8 @@ class Server {
   net::thread_pool pool_;
   tcp::acceptor acceptor_;
   net::signal_set signals_;
+  net::steady_timer stop_timer_{io_};
+  std::atomic<int> writes_in_flight_{0};
   net::any_io_executor pool_executor_;
   net::any_io_executor admission_strand_;
   std::unordered_map<std::string, std::uint64_t> tenant_requests_;  // admission_strand_ only
@@ -705,6 +730,7 @@ void Session::Respond(http::status status, bool log_write, std::string body) {
   res_.body() = std::move(body);
   res_.prepare_payload();
   stream_.expires_after(kIdleTimeout);
+  server_.WriteStarted();
   http::async_write(stream_, res_,
                     [self = shared_from_this(), log_write](beast::error_code ec, std::size_t n) {
                       self->OnWrite(ec, n, log_write);
@@ -721,6 +747,7 @@ void Session::OnWrite(beast::error_code ec, std::size_t bytes, bool log_write) {
                   ids_.request_id, res_.result_int(), bytes);
     }
   }
+  server_.WriteEnded();
   if (ec || !res_.keep_alive()) return Close();
   // The next request's read starts outside this request's values: its
   // completion (and a bad request's log line) must not carry this request's
