@@ -107,6 +107,7 @@ ScopedValues::ScopedValues(ContextManager& mgr, const Values& values) {
   if (attach) ctx = AttachNewContext(strategy, "gls::ScopedValues");
   try {
     new (scope_) internal::Scope(ctx, mgr.NewFrameIn(ctx, values));
+    ScopeIn(scope_)->MarkAsGuard();
   } catch (...) {
     if (attach) DetachAndRelease(strategy, ctx);
     throw;
@@ -168,6 +169,7 @@ void ScopedSnapshot::Install(Context* ctx, const Strategy* strategy,
   Installed& slot = installed_[count_];
   try {
     new (slot.scope) internal::Scope(ctx, frame, internal::Scope::InstallTag{});
+    ScopeIn(slot.scope)->MarkAsGuard();
   } catch (...) {
     if (attach) DetachAndRelease(*strategy, ctx);
     throw;

@@ -38,6 +38,11 @@
 //     a thread hop) aborts the process with a message: the flow it was made
 //     in still has its values and cannot be changed from here, and
 //     continuing would show them to that flow's next work.
+//   * A guard still open when the SetValues, Snapshot::Run or gls::Bind
+//     scope it was made in ends (a guard emplaced into an object that
+//     outlives the callback) aborts the process with a message at that end:
+//     its values would stay installed in the flow after the scope, where the
+//     flow's next work (another request's, on a pool thread) would see them.
 //   * A guard still open when a gls::Task suspends at a co_await aborts the
 //     process with a message at that suspension (the task may resume on
 //     another thread). This cannot be refused at compile time: a guard is

@@ -237,6 +237,34 @@ TEST_P(ScopedValuesDeathTest, DestroyedOnAnotherThreadAborts) {
       "gls: a gls::ScopedValues guard was destroyed in another flow of execution");
 }
 
+TEST_P(ScopedValuesDeathTest, GuardOutlivingTheScopeItWasMadeInAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const char* kMessage =
+      "gls: a SetValues, Snapshot::Run or gls::Bind scope ended while a "
+      "gls::ScopedValues or gls::ScopedSnapshot guard made inside it was still open";
+  EXPECT_DEATH(
+      {
+        std::optional<ScopedValues> guard;
+        mgr_.SetValues({{a_, std::string("scope")}},
+                       [&] { guard.emplace(mgr_, Values{{b_, std::string("guard")}}); });
+      },
+      kMessage);
+  // A bound task on a thread that has values of its own (so the task's Run
+  // installs into that thread's context): the guard would outlive the task.
+  EXPECT_DEATH(
+      {
+        std::optional<ScopedSnapshot> guard;
+        const Snapshot other = mgr_.SetValues({{b_, std::string("other")}},
+                                              [] { return Capture(); });
+        auto task = mgr_.SetValues({{a_, std::string("task")}}, [&] {
+          return Bind([&] { guard.emplace(other); });
+        });
+        ScopedValues thread_values(mgr_, {{a_, std::string("thread")}});
+        task();
+      },
+      kMessage);
+}
+
 Task<int> SuspendsHoldingAGuard(ContextManager* mgr, ContextKey key,
                                 testing::HopPool* pool) {
   ScopedValues guard(*mgr, {{key, std::string("held")}});

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -251,7 +252,28 @@ void Scope::EndInstall() noexcept {
   Rebuild(ctx_, installed_top);
 }
 
+namespace {
+
+[[noreturn]] void AbortGuardOutlivedItsScope() {
+  std::fprintf(stderr,
+               "gls: a SetValues, Snapshot::Run or gls::Bind scope ended while "
+               "a gls::ScopedValues or gls::ScopedSnapshot guard made inside "
+               "it was still open. The guard's values would stay installed in "
+               "this flow after the scope, where its next work (another "
+               "request's, on a pool thread) would see them. End a guard "
+               "inside the scope it was made in. Aborting.\n");
+  std::abort();
+}
+
+}  // namespace
+
 void Scope::EndedOutOfOrder() noexcept {
+  if (!guard_) {
+    for (const Scope* s = ctx_->innermost_scope(); s != nullptr && s != this;
+         s = s->prev_scope_) {
+      if (s->guard_) AbortGuardOutlivedItsScope();
+    }
+  }
   // Every newer scope that would restore something of ours restores what we
   // would have restored instead.
   for (Scope* s = ctx_->innermost_scope(); s != nullptr && s != this;
@@ -274,6 +296,7 @@ void Scope::EndedOutOfOrder() noexcept {
     std::lock_guard<std::mutex> lock(*mu);
     retired->push_back(frame_);
   }
+  if (guard_) return;  // the guard reports its own out-of-order end
   static std::atomic<bool> warned{false};
   WarnFiberMisuseOnce(warned,
                       "a SetValues scope ended while a newer scope of another "

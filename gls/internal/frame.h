@@ -271,6 +271,13 @@ class Scope {
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;
 
+  // MarkAsGuard(): this scope is a scope guard's (gls/scoped_values.h),
+  // whose end is a separate call: ending it out of order is the guard's
+  // defined, reported case (not fibers), and a scope that is not a guard's
+  // ending while a guard's newer scope is still open aborts (the guard
+  // outlived the scope it was made in).
+  void MarkAsGuard() { guard_ = true; }
+
  private:
   static constexpr uint32_t kNoSlot = ~uint32_t{0};
 
@@ -280,6 +287,7 @@ class Scope {
   Context* const ctx_;
   Frame* const frame_;
   const uint32_t slot_;  // kNoSlot for Install
+  bool guard_ = false;
   Frame* saved_top_;
   Frame* saved_slot_ = nullptr;
   Frame* saved_run_base_ = nullptr;
