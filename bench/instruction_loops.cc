@@ -38,6 +38,7 @@
 #include "gls/bind.h"
 #include "gls/context_manager.h"
 #include "gls/contrib/asio.h"
+#include "gls/scoped_values.h"
 #include "gls/snapshot.h"
 #include "gls/strategy.h"
 #include "gls/values.h"
@@ -156,6 +157,21 @@ template <typename Executor>
   uintptr_t sum = 0;
   for (int64_t i = 0; i < n; ++i) {
     mgr.SetValues(values, &EmptyFunction);
+    ++sum;
+    GLS_KEEP(sum);
+  }
+  return sum;
+}
+
+// Entering and leaving a gls::ScopedValues guard of prebuilt values.
+[[gnu::noinline]] uintptr_t LoopScopedValues(gls::ContextManager& mgr,
+                                             const gls::Values& values,
+                                             int64_t n) {
+  uintptr_t sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    {
+      gls::ScopedValues guard(mgr, values);
+    }
     ++sum;
     GLS_KEEP(sum);
   }
@@ -298,6 +314,22 @@ const Row kRows[] = {
      [](std::string_view strategy, int64_t n) -> uintptr_t {
        gls::ContextManager& mgr = ManagerFor(strategy);
        return LoopSetValuesPrebuilt(mgr, TwoValues(), n);
+     }},
+    {"scoped_values_outermost",
+     "gls::ScopedValues guard(mgr, prebuilt_values), entered and left, "
+     "outermost",
+     [](std::string_view strategy, int64_t n) -> uintptr_t {
+       gls::ContextManager& mgr = ManagerFor(strategy);
+       if (!mgr.strategy().CanAttach()) NotApplicable();  // stack_tag
+       return LoopScopedValues(mgr, TwoValues(), n);
+     }},
+    {"scoped_values_in_scope",
+     "gls::ScopedValues guard(mgr, prebuilt_values), entered and left, in "
+     "scope",
+     [](std::string_view strategy, int64_t n) -> uintptr_t {
+       gls::ContextManager& mgr = ManagerFor(strategy);
+       if (!mgr.strategy().CanAttach()) NotApplicable();  // stack_tag
+       return InScope(strategy, [&] { return LoopScopedValues(mgr, TwoValues(), n); });
      }},
     {"set_values_as_written",
      "mgr.SetValues({{kKey, \"12345\"}}, fn) as users write it",
