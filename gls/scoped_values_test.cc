@@ -7,6 +7,7 @@
 #include "gls/scoped_values.h"
 
 #include <atomic>
+#include <coroutine>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -265,10 +266,21 @@ TEST_P(ScopedValuesDeathTest, GuardOutlivingTheScopeItWasMadeInAborts) {
       kMessage);
 }
 
+// Suspends and stores the handle: nothing resumes the coroutine, so the
+// check at the suspension is the only one that can fire (a pool would resume
+// it on another thread, where the guard's end in another flow may abort
+// first).
+struct Park {
+  std::coroutine_handle<>* parked;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const noexcept { *parked = h; }
+  void await_resume() const noexcept {}
+};
+
 Task<int> SuspendsHoldingAGuard(ContextManager* mgr, ContextKey key,
-                                testing::HopPool* pool) {
+                                std::coroutine_handle<>* parked) {
   ScopedValues guard(*mgr, {{key, std::string("held")}});
-  co_await pool->Hop();
+  co_await Park{parked};
   co_return 1;
 }
 
@@ -276,8 +288,8 @@ TEST_P(ScopedValuesDeathTest, GuardOpenWhenATaskSuspendsAborts) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
       {
-        testing::HopPool pool(1);
-        SyncWait(SuspendsHoldingAGuard(&mgr_, a_, &pool));
+        std::coroutine_handle<> parked;
+        SyncWait(SuspendsHoldingAGuard(&mgr_, a_, &parked));
       },
       "gls: a gls::ScopedValues or gls::ScopedSnapshot guard was still open "
       "when a gls::Task suspended");
