@@ -91,24 +91,21 @@ struct IsStdFunction<std::function<R(A...)>> : std::true_type {};
 // pointer, a null member pointer or an empty std::function. Other callables
 // (lambdas, function references) cannot be empty and are not tested, so no
 // compiler warns that the test is always false.
+// ThrowEmptyCallable(where): the std::invalid_argument CheckCallable
+// throws, out of line so the check itself stays a compare and a branch.
+[[noreturn]] void ThrowEmptyCallable(const char* where);
+
 template <typename F>
-void CheckCallable(const F& fn, const char* where) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void CheckCallable(const F& fn,
+                                                       const char* where) {
   using D = std::remove_cvref_t<F>;
   if constexpr (std::is_pointer_v<D> || std::is_member_pointer_v<D>) {
-    if (fn == nullptr) {
-      throw std::invalid_argument(std::string(where) +
-                                  ": the function to call is empty (null)");
-    }
+    if (ABSL_PREDICT_FALSE(fn == nullptr)) ThrowEmptyCallable(where);
   } else if constexpr (IsStdFunction<D>::value) {
-    if (!fn) {
-      throw std::invalid_argument(std::string(where) +
-                                  ": the function to call is empty (null)");
-    }
+    if (ABSL_PREDICT_FALSE(!fn)) ThrowEmptyCallable(where);
   }
 }
 
-// Runs `fn` and stores its result, so a call can return what fn returns
-// through a void() FunctionRef.
 template <typename F, typename R = std::invoke_result_t<F&>>
 class ResultCapture {
  public:
@@ -146,6 +143,21 @@ std::invoke_result_t<F&> CallReturning(F& fn, Run&& run) {
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline Context* CurrentContextOf(
     const Strategy& strategy, bool is_default) noexcept {
   return ABSL_PREDICT_TRUE(is_default) ? DefaultCurrent() : strategy.Current();
+}
+
+// EnsureContextOf(strategy, is_default, cb): FindOrBindContext with the
+// default strategy's inline read and binding when `is_default`, `strategy`'s
+// virtual ones otherwise.
+template <typename F>
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void EnsureContextOf(
+    const Strategy& strategy, bool is_default, F&& cb) {
+  if (ABSL_PREDICT_TRUE(is_default)) {
+    FindOrBindContext(
+        [] { return DefaultCurrent(); },
+        [](Context* ctx, auto&& fn) { DefaultRunBound(ctx, fn); }, cb);
+  } else {
+    EnsureContext(strategy, cb);
+  }
 }
 
 inline bool IsDefault(ManagerHandle handle) {

@@ -125,34 +125,31 @@ bool Snapshot::SeenByRunningFlowSlow() const noexcept {
   return matched == (uint32_t{1} << count_) - 1;
 }
 
-void Snapshot::RunImpl(absl::FunctionRef<void()> fn) const {
-  if (count_ <= 1 && internal::OnlyDefaultStrategyLive()) {
-    // The common case (one strategy, the default, read and bound inline):
-    // the same steps as the Installer's, without its loops and calls.
-    internal::Frame* frame = count_ == 1 ? frames_[0] : nullptr;
-    if (frame == nullptr || frame->strategy() == &DefaultStrategy()) {
-      Context* ctx = internal::DefaultCurrent();
-      if (ctx == nullptr && frame == nullptr) {
-        fn();  // no values here and none to install
-        return;
-      }
-      if (ctx != nullptr) {
-        if (frame == nullptr && ctx->IsEmpty()) {
-          fn();
-          return;
-        }
-        internal::Scope scope(ctx, frame, internal::Scope::InstallTag{});
-        fn();
-        return;
-      }
-      internal::ContextLease lease;
-      internal::DefaultRunBound(lease.get(), [&] {
-        internal::Scope scope(lease.get(), frame, internal::Scope::InstallTag{});
-        fn();
-      });
+void Snapshot::RunSimple(absl::FunctionRef<void()> fn) const {
+  internal::Frame* frame = count_ == 1 ? frames_[0] : nullptr;
+  if (count_ > 1 ||
+      (frame != nullptr && frame->strategy() != &DefaultStrategy())) {
+    // Captured while managers of other strategies were alive (all destroyed
+    // since): their frames are installed, and show nothing.
+    RunGeneral(fn);
+    return;
+  }
+  if (frame == nullptr) {
+    const Context* ctx = internal::DefaultCurrent();
+    if (ctx == nullptr || ctx->IsEmpty()) {
+      fn();  // no values here and none to install
       return;
     }
   }
+  internal::EnsureContextOf(DefaultStrategy(), /*is_default=*/true,
+                            [&](Context* ctx) {
+                              internal::Scope scope(
+                                  ctx, frame, internal::Scope::InstallTag{});
+                              fn();
+                            });
+}
+
+void Snapshot::RunGeneral(absl::FunctionRef<void()> fn) const {
   Installer(frames_, count_, fn).Install(0);
 }
 

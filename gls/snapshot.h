@@ -44,6 +44,7 @@
 #define GLS_SNAPSHOT_H_
 
 #include <functional>
+#include <optional>
 #include <type_traits>
 
 #include "absl/functional/function_ref.h"
@@ -115,30 +116,70 @@ class Snapshot {
   template <typename F>
   std::invoke_result_t<F&> Run(F&& fn) const {
     internal::CheckCallable(fn, "gls::Snapshot::Run");
-    // Run where the values already are (a handler dispatched inline, a bound
-    // callable called in the scope that bound it): nothing to install.
-    if (SeenByRunningFlow()) return std::invoke(fn);
+    // Decided once: in the common registry (every live manager uses the
+    // default strategy and is registered) the flow's values are one inline
+    // read away, and installing is the default strategy's inline binding.
+    if (ABSL_PREDICT_TRUE(internal::RegistryIsSimple())) {
+      // Run where the values already are (a handler dispatched inline, a
+      // bound callable called in the scope that bound it): nothing to
+      // install.
+      Context* ctx = internal::DefaultCurrent();
+      const internal::Frame* top = ctx == nullptr ? nullptr : ctx->top();
+      if (count_ == 0 ? top == nullptr : (count_ == 1 && top == frames_[0])) {
+        return std::invoke(fn);
+      }
+      // A task's hop to a flow with no values: one frame, installed inline.
+      if (count_ == 1 && top == nullptr && frames_[0]->parent() == nullptr &&
+          internal::IsDefault(frames_[0]->handle())) {
+        if (ctx != nullptr) {
+          internal::Scope scope(ctx, frames_[0], internal::Scope::HopTag{});
+          return std::invoke(fn);
+        }
+        return HopInFreshContext(fn);
+      }
+      return internal::CallReturning(
+          fn, [&](absl::FunctionRef<void()> f) { RunSimple(f); });
+    }
+    if (!internal::AnyUnregisteredLiveManager() && SeenByRunningFlowSlow()) {
+      return std::invoke(fn);
+    }
     return internal::CallReturning(
-        fn, [&](absl::FunctionRef<void()> f) { RunImpl(f); });
+        fn, [&](absl::FunctionRef<void()> f) { RunGeneral(f); });
   }
 
  private:
   friend Snapshot Capture() noexcept;
   friend class ScopedSnapshot;
   friend void internal::CaptureAllStrategies(Snapshot& snapshot) noexcept;
-  void RunImpl(absl::FunctionRef<void()> fn) const;
-  // Whether the running flow sees exactly this snapshot's values already:
-  // what Capture() would take here is the same frames, and every live manager
-  // is registered (so the flow's own view of them is the carried view).
-  bool SeenByRunningFlow() const noexcept {
-    if (internal::AnyUnregisteredLiveManager()) return false;
-    if (internal::OnlyDefaultStrategyRegistered()) {
-      const Context* ctx = internal::DefaultCurrent();
-      const internal::Frame* top = ctx == nullptr ? nullptr : ctx->top();
-      return count_ == 0 ? top == nullptr : (count_ == 1 && top == frames_[0]);
+  // HopInFreshContext(fn): Run's hop when the flow has no context: one
+  // from the pool, bound by the default strategy around the call.
+  template <typename F>
+  std::invoke_result_t<F&> HopInFreshContext(F& fn) const {
+    using R = std::invoke_result_t<F&>;
+    internal::ContextLease lease;
+    Context* ctx = lease.get();
+    internal::Frame* frame = frames_[0];
+    if constexpr (std::is_void_v<R>) {
+      internal::DefaultRunBound(ctx, [&] {
+        internal::Scope scope(ctx, frame, internal::Scope::HopTag{});
+        std::invoke(fn);
+      });
+    } else {
+      std::optional<R> result;
+      internal::DefaultRunBound(ctx, [&] {
+        internal::Scope scope(ctx, frame, internal::Scope::HopTag{});
+        result.emplace(std::invoke(fn));
+      });
+      return std::move(*result);
     }
-    return SeenByRunningFlowSlow();
   }
+  // RunSimple(fn): Run's install, in the simple registry.
+  void RunSimple(absl::FunctionRef<void()> fn) const;
+  // RunGeneral(fn): Run's install, for any registry.
+  void RunGeneral(absl::FunctionRef<void()> fn) const;
+  // Whether the running flow sees exactly this snapshot's values already:
+  // what Capture() would take here is the same frames. The caller checked
+  // that every live manager is registered.
   bool SeenByRunningFlowSlow() const noexcept;
   void Clear() noexcept;
 
@@ -153,7 +194,7 @@ class Snapshot {
 inline Snapshot Capture() noexcept {
   // One named result on every path, so it is built in place (no move).
   Snapshot snapshot;
-  if (!internal::OnlyDefaultStrategyRegistered()) {
+  if (ABSL_PREDICT_FALSE(!internal::RegistryIsSimple())) {
     internal::CaptureAllStrategies(snapshot);
     return snapshot;
   }

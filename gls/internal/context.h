@@ -245,19 +245,32 @@ class ContextLease {
 // under a strategy that cannot tell them apart) and the remedy.
 void WarnFiberMisuseOnce(std::atomic<bool>& flag, const char* what);
 
-// EnsureContext(strategy, cb): calls `cb(ctx)` with the running flow's
-// context under `strategy`, first binding a fresh one from the pool (released
-// again after `cb`) if there is none. A template, so `cb` runs inside
-// RunBound's function with no call of its own: the stack-walking strategies
-// pay for every frame between a scope and the code in it.
-template <typename F>
-void EnsureContext(const Strategy& strategy, F&& cb) {
-  if (Context* ctx = strategy.Current()) {
+// FindOrBindContext(current, run_bound, cb): the one place gls finds the
+// running flow's context or binds one: calls `cb(ctx)` with `current()`'s
+// context, or, if that is nullptr, with a fresh one from the pool bound by
+// `run_bound(ctx, fn)` around the call and released after it. A template,
+// so `cb` runs inside RunBound's function with no call of its own: the
+// stack-walking strategies pay for every frame between a scope and the code
+// in it; and the default strategy's inline read and binding
+// (EnsureContextOf in gls/context_manager.h) stay inline.
+template <typename CurrentFn, typename RunBoundFn, typename F>
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FindOrBindContext(
+    CurrentFn&& current, RunBoundFn&& run_bound, F&& cb) {
+  if (Context* ctx = current()) {
     cb(ctx);
     return;
   }
   ContextLease lease;
-  strategy.RunBound(lease.get(), [&] { cb(lease.get()); });
+  run_bound(lease.get(), [&] { cb(lease.get()); });
+}
+
+// EnsureContext(strategy, cb): FindOrBindContext through `strategy`'s
+// virtual Current and RunBound.
+template <typename F>
+void EnsureContext(const Strategy& strategy, F&& cb) {
+  FindOrBindContext(
+      [&] { return strategy.Current(); },
+      [&](Context* ctx, auto&& fn) { strategy.RunBound(ctx, fn); }, cb);
 }
 
 }  // namespace internal

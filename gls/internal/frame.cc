@@ -236,6 +236,18 @@ Scope::Scope(Context* ctx, Frame* frame, InstallTag)
       saved_top_(ctx->top()),
       saved_run_base_(ctx->run_base()),
       prev_scope_(ctx->innermost_scope()) {
+  if (frame_ != nullptr && saved_top_ == nullptr && frame_->parent() == nullptr) {
+    // One frame into a context with no values (a task's hop to a pool
+    // thread): its slot is the only one to decide, and no other is set.
+    // Rebuild's steps for this case, in its order.
+    const uint32_t slot = frame_->slot();
+    ctx_->Reserve(slot);
+    ctx_->SetTop(frame_);
+    ctx_->set_run_base(frame_);
+    ctx_->SetSlot(slot, ManagerCarried(frame_->handle()) ? frame_ : nullptr);
+    ctx_->set_innermost_scope(this);
+    return;
+  }
   if (frame_ != nullptr) {
     for (Frame* f = frame_; f != nullptr; f = f->parent()) ctx_->Reserve(f->slot());
   }

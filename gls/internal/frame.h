@@ -25,25 +25,12 @@
 
 #include "absl/base/optimization.h"
 #include "gls/internal/context.h"
+#include "gls/internal/registry.h"
 #include "gls/strategy.h"
 #include "gls/values.h"
 
 namespace gls {
 namespace internal {
-
-// A manager's identity in frames: a flag (bit 63: the manager does not use
-// the default strategy, so GetValue tests it on a value it loads anyway),
-// the generation (bits 32-62) and the slot (low 32 bits). Slots are reused
-// once a manager is destroyed; the generation tells its frames from a later
-// manager's.
-using ManagerHandle = uint64_t;
-inline constexpr ManagerHandle kNotDefaultStrategy = uint64_t{1} << 63;
-inline uint32_t SlotOf(ManagerHandle handle) {
-  return static_cast<uint32_t>(handle);
-}
-inline uint64_t GenerationOf(ManagerHandle handle) {
-  return (handle & ~kNotDefaultStrategy) >> 32;
-}
 
 class Frame {
  public:
@@ -139,88 +126,6 @@ class Frame {
   const Values values_;
 };
 
-// Registry queries (gls/context_manager.cc), lock-free.
-// The registry's per-manager states (generation << 2 | live << 1 |
-// registered), in chunks allocated as slots are first used, never freed:
-// readable inline, lock-free, from any thread or signal handler.
-struct ManagerStates {
-  static constexpr uint32_t kChunkBits = 10;
-  static constexpr uint32_t kChunkSize = uint32_t{1} << kChunkBits;
-  static constexpr uint32_t kMaxChunks = 64;
-  static constexpr uint64_t kRegistered = 1;
-  static constexpr uint64_t kLive = 2;
-  std::atomic<std::atomic<uint64_t>*> chunks[kMaxChunks] = {};
-
-  uint64_t Of(uint32_t slot) const noexcept {
-    const uint32_t chunk = slot >> kChunkBits;
-    if (chunk >= kMaxChunks) return 0;
-    std::atomic<uint64_t>* base = chunks[chunk].load(std::memory_order_acquire);
-    if (base == nullptr) return 0;
-    return base[slot & (kChunkSize - 1)].load(std::memory_order_acquire);
-  }
-};
-extern constinit ManagerStates manager_states;
-
-// ManagerLive(handle): the manager is alive (not destroyed).
-inline bool ManagerLive(ManagerHandle handle) noexcept {
-  const uint64_t state = manager_states.Of(SlotOf(handle));
-  return (state >> 2) == GenerationOf(handle) &&
-         (state & ManagerStates::kLive) != 0;
-}
-// ManagerCarried(handle): alive and registered (carried by Go and Run).
-inline bool ManagerCarried(ManagerHandle handle) noexcept {
-  const uint64_t state = manager_states.Of(SlotOf(handle));
-  constexpr uint64_t kBoth = ManagerStates::kLive | ManagerStates::kRegistered;
-  return (state >> 2) == GenerationOf(handle) && (state & kBoth) == kBoth;
-}
-// RegisteredStrategies(out): the strategies of registered managers; at most
-// kMaxStrategies, returns how many.
-inline constexpr int kMaxStrategies = 8;
-int RegisteredStrategies(const Strategy* out[kMaxStrategies]) noexcept;
-// LiveStrategies(out): the strategies of live managers, registered or not
-// (those whose values a flow can have); at most kMaxStrategies, returns how
-// many.
-int LiveStrategies(const Strategy* out[kMaxStrategies]) noexcept;
-// The registry's answers the hot paths of Capture and Snapshot::Run need,
-// kept where an inline load reaches them (written under the registry's lock).
-struct RegistrySummary {
-  // Bit i: strategy i of the registry has registered managers.
-  std::atomic<uint32_t> registered_strategies{0};
-  // Bit i: strategy i of the registry has live managers (registered or not).
-  std::atomic<uint32_t> live_strategies{0};
-  // The bit of the build's default strategy, once it has a manager; else 0.
-  std::atomic<uint32_t> default_strategy_bit{0};
-  // Managers alive but unregistered: while there are none, a flow's own
-  // values and the values a snapshot of them carries are the same.
-  std::atomic<int> unregistered_live{0};
-};
-extern constinit RegistrySummary registry_summary;
-
-// OnlyDefaultStrategyRegistered(): the registered managers all use the
-// build's default strategy (the common case, served without a loop).
-inline bool OnlyDefaultStrategyRegistered() noexcept {
-  const uint32_t bit =
-      registry_summary.default_strategy_bit.load(std::memory_order_acquire);
-  return bit != 0 &&
-         registry_summary.registered_strategies.load(std::memory_order_acquire) == bit;
-}
-
-// OnlyDefaultStrategyLive(): every live manager, registered or not, uses the
-// build's default strategy (so a Snapshot::Run of default-strategy frames has
-// no other strategy's values to hide).
-inline bool OnlyDefaultStrategyLive() noexcept {
-  const uint32_t bit =
-      registry_summary.default_strategy_bit.load(std::memory_order_acquire);
-  return bit != 0 &&
-         (registry_summary.live_strategies.load(std::memory_order_acquire) & ~bit) == 0;
-}
-
-// AnyUnregisteredLiveManager(): some manager is alive but unregistered (its
-// values are visible in its own flow but not carried).
-inline bool AnyUnregisteredLiveManager() noexcept {
-  return registry_summary.unregistered_live.load(std::memory_order_acquire) != 0;
-}
-
 // Scope
 //
 // Changes a context's state for its lifetime and restores it exactly when it
@@ -254,6 +159,29 @@ class Scope {
     ctx_->set_innermost_scope(this);
   }
   Scope(Context* ctx, Frame* frame, InstallTag);
+  // Scope(ctx, frame, HopTag): an Install for the common hop of a task to a
+  // flow with no values (a pool thread), inline: `ctx` has no values,
+  // `frame` has no parent, and the caller saw RegistryIsSimple() (every
+  // live manager is registered, so the frame is visible if its manager is
+  // alive; if it is not, GetValue's generation check hides it). The frame's
+  // slot is the only one to set. Reserve comes first: if it throws, nothing
+  // changed.
+  struct HopTag {};
+  Scope(Context* ctx, Frame* frame, HopTag)
+      : ctx_(ctx),
+        frame_(frame),
+        slot_(kNoSlot),
+        saved_top_(nullptr),
+        saved_run_base_(ctx->run_base()),
+        prev_scope_(ctx->innermost_scope()) {
+    const uint32_t slot = frame->slot();
+    ctx->Reserve(slot);
+    // Rebuild's order: the top, then the slot.
+    ctx->SetTop(frame);
+    ctx->set_run_base(frame);
+    ctx->SetSlot(slot, frame);
+    ctx->set_innermost_scope(this);
+  }
   ~Scope() {
     if (ABSL_PREDICT_FALSE(ctx_->innermost_scope() != this)) {
       EndedOutOfOrder();
@@ -264,6 +192,13 @@ class Scope {
       ctx_->SetSlot(slot_, saved_slot_);
       ctx_->SetTop(saved_top_);
       Frame::EndScope(frame_);
+    } else if (saved_top_ == nullptr && frame_ != nullptr &&
+               frame_->parent() == nullptr && ctx_->top() == frame_) {
+      // One frame leaves a context that had no values: Rebuild's steps for
+      // it, inline (its slot is the only one the install set).
+      ctx_->SetTop(nullptr);
+      ctx_->set_run_base(saved_run_base_);
+      ctx_->SetSlot(frame_->slot(), nullptr);
     } else {
       EndInstall();
     }
