@@ -503,7 +503,7 @@ TEST_P(AsioCompositionsTest, UseFuture) {
   }
   auto read = [this] { return Read(); };
   auto read_ec = [this](boost::system::error_code) { return Read(); };
-  std::atomic<int> started{0};
+  gls::asio_testing::Countdown started;
   for (int i = 0; i < kRequests; ++i) {
     // Requests start on the io threads, concurrently.
     net::post(io, [&, i] {
@@ -516,10 +516,14 @@ TEST_P(AsioCompositionsTest, UseFuture) {
         f.timer = timers[i]->async_wait(net::use_future(read_ec));
         f.plain = net::post(ex, net::use_future);
       });
-      started.fetch_add(1);
+      started.Add();
     });
   }
-  while (started.load() < kRequests) std::this_thread::sleep_for(1ms);
+  if (!started.WaitFor(kRequests)) {
+    io.stop();  // the runners return, so the test ends instead of hanging
+    for (auto& t : runners) t.join();
+    FAIL() << started.count() << " of " << kRequests << " requests started in 60 s";
+  }
   for (int i = 0; i < kRequests; ++i) {
     Futures& f = futures[i];
     checker_.Expect(f.id, f.post.get(), "post(ex, use_future(fn))");
@@ -528,7 +532,7 @@ TEST_P(AsioCompositionsTest, UseFuture) {
     f.plain.get();
   }
   // The same timers again, the function bound with gls::Bind.
-  started = 0;
+  gls::asio_testing::Countdown restarted;
   for (int i = 0; i < kRequests; ++i) {
     net::post(io, [&, i] {
       Futures& f = futures[i];
@@ -537,10 +541,14 @@ TEST_P(AsioCompositionsTest, UseFuture) {
         f.bound_timer =
             timers[i]->async_wait(net::use_future(gls::Bind(read_ec)));
       });
-      started.fetch_add(1);
+      restarted.Add();
     });
   }
-  while (started.load() < kRequests) std::this_thread::sleep_for(1ms);
+  if (!restarted.WaitFor(kRequests)) {
+    io.stop();  // the runners return, so the test ends instead of hanging
+    for (auto& t : runners) t.join();
+    FAIL() << restarted.count() << " of " << kRequests << " requests started in 60 s";
+  }
   for (int i = 0; i < kRequests; ++i) {
     checker_.Expect(futures[i].id, futures[i].bound_timer.get(),
                     "timer with use_future(gls::Bind(fn))");
@@ -608,7 +616,7 @@ TEST_P(AsioCompositionsTest, WorkGuardExecutorsShowNoOneTheGuardMakersValues) {
   EXPECT_FALSE(strand_guard.get_executor().carries_snapshot());
   std::vector<std::thread> runners;
   for (int i = 0; i < kThreads; ++i) runners.emplace_back([&] { io.run(); });
-  std::atomic<int> done{0};
+  gls::asio_testing::Countdown done;
   for (int i = 0; i < kRequests; ++i) {
     const std::string id = Id("guarded", i);
     // From the main thread and from io threads, concurrently.
@@ -616,16 +624,16 @@ TEST_P(AsioCompositionsTest, WorkGuardExecutorsShowNoOneTheGuardMakersValues) {
       InRequest(id, [&] {
         net::post(guard.get_executor(), [&, id] {
           checker_.Expect(id, Read(), "post through the guard's executor");
-          done.fetch_add(1);
+          done.Add();
         });
         net::post(strand_guard.get_executor(), [&, id] {
           checker_.Expect(id, Read(), "post through the strand guard's");
-          done.fetch_add(1);
+          done.Add();
         });
       });
       net::post(guard.get_executor(), [&] {
         checker_.Expect("none", Read(), "post through the guard, no scope");
-        done.fetch_add(1);
+        done.Add();
       });
     };
     if (i % 2 == 0) {
@@ -634,7 +642,11 @@ TEST_P(AsioCompositionsTest, WorkGuardExecutorsShowNoOneTheGuardMakersValues) {
       net::post(io, start);
     }
   }
-  while (done.load() < kRequests * 3) std::this_thread::sleep_for(1ms);
+  if (!done.WaitFor(kRequests * 3)) {
+    io.stop();  // the runners return, so the test ends instead of hanging
+    for (auto& t : runners) t.join();
+    FAIL() << done.count() << " of " << kRequests * 3 << " handlers ran in 60 s";
+  }
   guard.reset();
   strand_guard.reset();
   for (auto& t : runners) t.join();

@@ -264,22 +264,23 @@ TEST_P(AsioStrandTest, StrandOfTheWrapperHasStrandsInterface) {
       ran.fetch_add(1);
     });
   });
-  // on_work_started/finished count as outstanding work on the io_context:
-  // run() returns only after the matching on_work_finished.
+  // on_work_started/finished count as outstanding work on the io_context.
+  // Run here with poll(): once the queue is empty, poll() stops the
+  // io_context if, and only if, no work is outstanding, so stopped() answers
+  // without waiting for anything.
   shared.on_work_started();
-  std::atomic<bool> finished{false};
-  std::thread runner([&] {
-    io.run();
-    finished = true;
-  });
-  while (ran.load() < 6) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_FALSE(finished.load());
-  // `tracked` and `converted` track work too: let them go.
+  for (int i = 0; i < 100 && ran.load() < 6; ++i) io.poll();
+  ASSERT_EQ(ran.load(), 6);
+  io.poll();
+  EXPECT_FALSE(io.stopped()) << "the strand's started work was not counted";
+  // `tracked` and `converted` track work too: let them go, then the
+  // strand's own.
   { auto gone = std::move(tracked); }
   { auto gone = std::move(converted); }
+  io.poll();
+  EXPECT_FALSE(io.stopped()) << "on_work_started's work was lost";
   shared.on_work_finished();
-  runner.join();
+  EXPECT_TRUE(io.stopped()) << "on_work_finished did not end the work";
   EXPECT_EQ(ran.load(), 6);
   EXPECT_EQ(checker_.checks(), 7);
   EXPECT_TRUE(checker_.ok()) << checker_.Report();

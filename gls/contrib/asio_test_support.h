@@ -14,6 +14,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <chrono>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -66,6 +68,38 @@ class Checker {
   std::mutex mu_;
   std::vector<std::string> failures_;
   int failure_count_ = 0;
+};
+
+// Countdown
+//
+// Counts pieces of work done on other threads; a test waits for a number of
+// them with a deadline, so a lost handler fails the test with a message
+// instead of hanging it until the test runner's timeout.
+class Countdown {
+ public:
+  void Add() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++count_;
+    }
+    cv_.notify_all();
+  }
+  // WaitFor(target): true once `target` were added; false if 60 s pass
+  // first.
+  [[nodiscard]] bool WaitFor(int target) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(60),
+                        [&] { return count_ >= target; });
+  }
+  int count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return count_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int count_ = 0;
 };
 
 // StrandSection

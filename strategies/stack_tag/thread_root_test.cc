@@ -251,10 +251,12 @@ struct CallbackRead {
   const ContextManager* mgr;
   std::optional<int> seen;
   std::optional<uint64_t> tag;
+  uintptr_t frame = 0;  // the callback's frame address
 };
 
 void ReadInCallback(void* p) {
   auto* read = static_cast<CallbackRead*>(p);
+  read->frame = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
   const Value* v = read->mgr->GetValue("k");
   if (v != nullptr) read->seen = *v->TryAs<int>();
   read->tag = ReadTag(Walker::kFramePointer);
@@ -266,6 +268,18 @@ void CheckCallbacksThroughJunk() {
   auto heap = std::make_unique<uintptr_t[]>(4);
   const uintptr_t here =
       reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  // "Dead stack" must be below every frame live during the walk: the
+  // callback's, from a dry run, less room for the read's own frames. (A
+  // fixed distance below `here` can land inside the live chain between
+  // here and the callback in an unoptimized build, whose link leads to the
+  // scope's tag correctly and needs no fallback.)
+  CallbackRead dry_run{&mgr, std::nullopt, std::nullopt};
+  mgr.SetValues({{"k", 9}}, [&] {
+    JunkCall call{ReadInCallback, &dry_run, 8, 0, 0};
+    gls_test_call_without_frame_pointer(&call);
+  });
+  ASSERT_NE(dry_run.frame, 0u);
+  const uintptr_t dead = (dry_run.frame - 16384) & ~uintptr_t{7};
   struct Case {
     const char* name;
     uintptr_t rbp;
@@ -276,9 +290,9 @@ void CheckCallbacksThroughJunk() {
       {"small integer", 8, false, 0},
       {"heap pointer", reinterpret_cast<uintptr_t>(heap.get()), false, 0},
       {"non-canonical", 0xdeadbeefcafef00dull, false, 0},
-      {"dead stack below", (here - 4096) & ~uintptr_t{7}, false, 0},
+      {"dead stack below", dead, false, 0},
       {"fake frame, link 1", 0, true, 1},
-      {"fake frame, link below", 0, true, (here - 4096) & ~uintptr_t{7}},
+      {"fake frame, link below", 0, true, dead},
       // This function's own frame, above the scope: a real chain from there
       // on, which never meets the scope's tag.
       {"fake frame, link to a live frame above the scope", 0, true, here},
