@@ -155,8 +155,24 @@ TEST_P(BadInputTest, SnapshotRunAfterItsManagersAreGone) {
     EXPECT_EQ(later.GetValue("k"), nullptr);
   });
   EXPECT_TRUE(ran);
+  // On a thread with no values (the hop that installs the frame inline in
+  // the default strategy's context): the dead frame sits in its slot, and
+  // the manager that may own that slot now never sees it, in nested scopes
+  // of its own, in captures taken inside, or after.
+  Snapshot inner;
   std::thread([&] {
-    snapshot.Run([&] { EXPECT_EQ(later.GetValue("k"), nullptr); });
+    snapshot.Run([&] {
+      EXPECT_EQ(later.GetValue("k"), nullptr);
+      later.SetValues({{"k", 5}}, [&] {
+        EXPECT_EQ(*later.GetValue("k")->TryAs<int>(), 5);
+      });
+      EXPECT_EQ(later.GetValue("k"), nullptr);
+      inner = Capture();
+    });
+    EXPECT_EQ(later.GetValue("k"), nullptr);
+  }).join();
+  std::thread([&] {
+    inner.Run([&] { EXPECT_EQ(later.GetValue("k"), nullptr); });
   }).join();
 }
 
