@@ -2,6 +2,7 @@
 
 #include <sstream>
 #include <string>
+#include <utility>
 #include <stdexcept>
 
 namespace gls {
@@ -20,8 +21,10 @@ ContextManager::~ContextManager() { internal::RemoveManager(handle_); }
 
 void ContextManager::Unregister() { internal::UnregisterManager(handle_); }
 
-void ContextManager::SetValuesImpl(const Values& values,
-                                   absl::FunctionRef<void()> fn) {
+// Inlined into both SetValuesImpl overloads: a call between them costs
+// about ten instructions per SetValues (//bench:instructions).
+template <typename V>
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void ContextManager::SetValuesIn(V&& values, absl::FunctionRef<void()> fn) {
   if (values.empty()) {
     fn();
     return;
@@ -37,13 +40,23 @@ void ContextManager::SetValuesImpl(const Values& values,
     if (visible != nullptr && visible->handle() != handle_) visible = nullptr;
     internal::Frame* frame = internal::Frame::New(
         handle_, strategy_, visible == nullptr ? nullptr : &visible->values(),
-        values, ctx->top());
+        std::forward<V>(values), ctx->top());
     internal::Scope scope(ctx, frame);
     bookkeeping.Pause();
     fn();
     bookkeeping.Resume();
   };
   internal::EnsureContextOf(*strategy_, is_default(), in_context);
+}
+
+void ContextManager::SetValuesImpl(const Values& values,
+                                   absl::FunctionRef<void()> fn) {
+  SetValuesIn(values, fn);
+}
+
+void ContextManager::SetValuesImpl(Values&& values,
+                                   absl::FunctionRef<void()> fn) {
+  SetValuesIn(std::move(values), fn);
 }
 
 Values ContextManager::GetValues() const {

@@ -215,6 +215,17 @@ class ContextManager {
     return internal::CallReturning(
         fn, [&](absl::FunctionRef<void()> f) { SetValuesImpl(values, f); });
   }
+  // SetValues(values, fn) with a temporary (`mgr.SetValues({{kKey, "v"}},
+  // fn)`, or std::move of a Values): the same, moving the values into the
+  // scope instead of copying them, so each value is copied at most once on
+  // its way from the caller (into the braced list's Values) to the scope.
+  template <typename F>
+  std::invoke_result_t<F&> SetValues(Values&& values, F&& fn) {
+    internal::CheckCallable(fn, "gls::ContextManager::SetValues");
+    return internal::CallReturning(fn, [&](absl::FunctionRef<void()> f) {
+      SetValuesImpl(std::move(values), f);
+    });
+  }
 
   // GetValue(key)
   //
@@ -294,6 +305,9 @@ class ContextManager {
   }
   friend class ScopedValues;
   void SetValuesImpl(const Values& values, absl::FunctionRef<void()> fn);
+  void SetValuesImpl(Values&& values, absl::FunctionRef<void()> fn);
+  template <typename V>
+  void SetValuesIn(V&& values, absl::FunctionRef<void()> fn);
   // NewFrameIn(ctx, values): a frame of this manager for `ctx`'s flow:
   // `values` over what the flow sees of this manager, linked to ctx's top.
   // Reserves the manager's slot in `ctx` first (may throw std::bad_alloc,

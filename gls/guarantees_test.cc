@@ -158,6 +158,84 @@ TEST_P(GuaranteesTest, SetValuesAllocatesNothingInASteadyState) {
   });
 }
 
+// Each value is copied once on its way from the caller into its scope, and
+// moved when the caller hands over a temporary: `SetValues({{k, v}}, fn)`
+// copies `v` once (out of the braced list, whose entries are const); a
+// prebuilt `Values` lvalue is copied once (into the frame); a moved `Values`
+// not at all. Nested scopes of the same manager copy what they merge.
+struct CopyCounter {
+  static inline int copies = 0;
+  CopyCounter() = default;
+  CopyCounter(const CopyCounter&) { ++copies; }
+  CopyCounter(CopyCounter&&) noexcept {}
+  CopyCounter& operator=(const CopyCounter&) {
+    ++copies;
+    return *this;
+  }
+  CopyCounter& operator=(CopyCounter&&) noexcept { return *this; }
+};
+
+TEST_P(GuaranteesTest, ValuesAreCopiedOnceIntoTheirScope) {
+  ContextManager mgr(strategy());
+  const ContextKey key = GenSym();
+  const TypedKey<CopyCounter> typed;
+  auto copies_during = [](auto&& fn) {
+    CopyCounter::copies = 0;
+    fn();
+    return CopyCounter::copies;
+  };
+  EXPECT_EQ(copies_during([&] {
+              mgr.SetValues({{key, CopyCounter()}}, [] {});
+            }),
+            1)
+      << "as written, ContextKey";
+  EXPECT_EQ(copies_during([&] {
+              mgr.SetValues({{typed, CopyCounter()}}, [] {});
+            }),
+            1)
+      << "as written, TypedKey";
+  EXPECT_EQ(copies_during([&] {
+              mgr.SetValues({{"b", 1}, {"a", CopyCounter()}}, [] {});
+            }),
+            1)
+      << "as written, keys out of order";
+  const Values prebuilt{{key, CopyCounter()}};
+  EXPECT_EQ(copies_during([&] { mgr.SetValues(prebuilt, [] {}); }), 1)
+      << "prebuilt";
+  EXPECT_EQ(copies_during([&] {
+              Values moved{{key, CopyCounter()}};
+              CopyCounter::copies = 0;
+              mgr.SetValues(std::move(moved), [] {});
+            }),
+            0)
+      << "moved in";
+}
+
+// The form users write, `SetValues({{kKey, "12345"}}, fn)`, allocates
+// nothing either: the braced list's Values keeps two entries inline and a
+// short string inline.
+TEST_P(GuaranteesTest, SetValuesAsWrittenAllocatesNothingInASteadyState) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "ASan builds bypass the frame cache (every frame is freed "
+                  "at once so ASan sees any use after free)";
+#endif
+  ContextManager mgr(strategy());
+  const ContextKey key = GenSym();
+  ContextManager enclosing(strategy());
+  enclosing.SetValues({{"enclosing", 1}}, [&] {
+    auto once = [&] {
+      mgr.SetValues({{key, "12345"}}, [&] {
+        EXPECT_EQ(*mgr.GetValue(key)->TryAs<std::string>(), "12345");
+      });
+    };
+    once();
+    EXPECT_EQ(AllocationsDuring([&] {
+                for (int i = 0; i < 100; ++i) once();
+              }),
+              0);
+  });
+}
+
 // Snapshot::Run allocates nothing in a steady state: the flow's context
 // comes from the per-thread cache and its table already has room. (For
 // stack_tag, only inside an enclosing scope, as above.)

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
+#include <type_traits>
+#include <utility>
 
 namespace gls {
 
@@ -72,7 +74,17 @@ absl::Status Value::TypeMismatch(const std::type_info& requested) const {
 
 Values::Values(std::initializer_list<Entry> entries) {
   entries_.reserve(entries.size());
-  for (const Entry& e : entries) Set(e.first, e.second);
+  for (const Entry& e : entries) {
+    // Keys given in order (always so for one entry): each entry is copied
+    // once, straight into place. Otherwise Set sorts and replaces.
+    const bool typed_ok =
+        e.first.typed() == nullptr || *e.first.typed() == e.second.type();
+    if (typed_ok && (entries_.empty() || entries_.back().first < e.first)) {
+      entries_.push_back(e);
+    } else {
+      Set(e.first, e.second);
+    }
+  }
 }
 
 void Values::Set(Key key, Value value) {
@@ -109,8 +121,12 @@ const Value* Values::FindSorted(KeyView key) const {
   return it != entries_.end() && key.Matches(it->first) ? &it->second : nullptr;
 }
 
-Values Values::Merged(const Values& base, const Values& overrides) {
+template <typename V>
+Values Values::MergedImpl(const Values& base, V&& overrides) {
   // Both are sorted: one linear merge, overrides winning on equal keys.
+  // With an rvalue `overrides`, its entries are moved (each value is copied
+  // at most once on its way from the caller into a frame).
+  constexpr bool kMove = !std::is_lvalue_reference_v<V>;
   Values out;
   out.entries_.reserve(base.size() + overrides.size());
   auto b = base.entries_.begin(), be = base.entries_.end();
@@ -120,10 +136,22 @@ Values Values::Merged(const Values& base, const Values& overrides) {
       out.entries_.push_back(*b++);
     } else {
       if (b != be && b->first == o->first) ++b;
-      out.entries_.push_back(*o++);
+      if constexpr (kMove) {
+        out.entries_.push_back(std::move(*o++));
+      } else {
+        out.entries_.push_back(*o++);
+      }
     }
   }
   return out;
+}
+
+Values Values::Merged(const Values& base, const Values& overrides) {
+  return MergedImpl(base, overrides);
+}
+
+Values Values::Merged(const Values& base, Values&& overrides) {
+  return MergedImpl(base, std::move(overrides));
 }
 
 }  // namespace gls

@@ -451,6 +451,8 @@ class Values {
   // Merged(base, overrides): `base` with every entry of `overrides` added or
   // replacing the same key.
   static Values Merged(const Values& base, const Values& overrides);
+  // The same, moving `overrides`' entries.
+  static Values Merged(const Values& base, Values&& overrides);
 
   bool empty() const { return entries_.empty(); }
   size_t size() const { return entries_.size(); }
@@ -466,6 +468,9 @@ class Values {
                   "converted to T");
     return Value(T(std::forward<U>(value)));
   }
+
+  template <typename V>
+  static Values MergedImpl(const Values& base, V&& overrides);
 
   static constexpr size_t kLinearSearchMax = 8;
   static KeyView ContextKeyView(uint64_t id);

@@ -97,17 +97,29 @@ void FreeBlockOf(void* p) noexcept {
 
 }  // namespace
 
-Frame* Frame::New(ManagerHandle handle, const Strategy* strategy,
-                  const Values* base, const Values& overrides, Frame* parent) {
+template <typename V>
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Frame* Frame::NewImpl(ManagerHandle handle, const Strategy* strategy,
+                      const Values* base, V&& overrides, Frame* parent) {
   void* storage = AllocateBlock();
   try {
-    Frame* frame = ::new (storage) Frame(handle, strategy, base, overrides, parent);
+    Frame* frame = ::new (storage)
+        Frame(handle, strategy, base, std::forward<V>(overrides), parent);
     GLS_COUNT_FRAME(1);
     return frame;
   } catch (...) {
     FreeBlockOf(storage);
     throw;
   }
+}
+
+Frame* Frame::New(ManagerHandle handle, const Strategy* strategy,
+                  const Values* base, const Values& overrides, Frame* parent) {
+  return NewImpl(handle, strategy, base, overrides, parent);
+}
+
+Frame* Frame::New(ManagerHandle handle, const Strategy* strategy,
+                  const Values* base, Values&& overrides, Frame* parent) {
+  return NewImpl(handle, strategy, base, std::move(overrides), parent);
 }
 
 void Frame::Free(Frame* frame) noexcept {

@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <utility>
 
 #include "absl/base/optimization.h"
 #include "gls/internal/context.h"
@@ -39,6 +40,9 @@ class Frame {
   // std::bad_alloc or whatever copying a value throws; then nothing leaks.
   static Frame* New(ManagerHandle handle, const Strategy* strategy,
                     const Values* base, const Values& overrides, Frame* parent);
+  // The same, moving `overrides`' entries into the frame.
+  static Frame* New(ManagerHandle handle, const Strategy* strategy,
+                    const Values* base, Values&& overrides, Frame* parent);
 
   ManagerHandle handle() const { return handle_; }
   uint32_t slot() const { return SlotOf(handle_); }
@@ -85,13 +89,15 @@ class Frame {
   Frame& operator=(const Frame&) = delete;
 
  private:
+  template <typename V>
   Frame(ManagerHandle handle, const Strategy* strategy, const Values* base,
-        const Values& overrides, Frame* parent)
+        V&& overrides, Frame* parent)
       : handle_(handle),
         strategy_(strategy),
         parent_(parent),
-        values_(base == nullptr ? Values(overrides)
-                                : Values::Merged(*base, overrides)) {
+        values_(base == nullptr
+                    ? Values(std::forward<V>(overrides))
+                    : Values::Merged(*base, std::forward<V>(overrides))) {
     int hot = 0;
     for (const Values::Entry& entry : values_) {
       if (!entry.first.is_symbol()) break;  // symbols sort first
@@ -106,6 +112,9 @@ class Frame {
     }
   }
   ~Frame() = default;
+  template <typename V>
+  static Frame* NewImpl(ManagerHandle handle, const Strategy* strategy,
+                        const Values* base, V&& overrides, Frame* parent);
   static void Free(Frame* frame) noexcept;
   // Frees `frame`, whose last reference was just dropped, and drops the
   // reference it held on its parent, and so on up the chain.
