@@ -24,7 +24,8 @@ void ContextManager::Unregister() { internal::UnregisterManager(handle_); }
 // Inlined into both SetValuesImpl overloads: a call between them costs
 // about ten instructions per SetValues (//bench:instructions).
 template <typename V>
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void ContextManager::SetValuesIn(V&& values, absl::FunctionRef<void()> fn) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void ContextManager::SetValuesIn(
+    V&& values, absl::FunctionRef<void()> fn) {
   if (values.empty()) {
     fn();
     return;

@@ -87,14 +87,14 @@ struct IsStdFunction : std::false_type {};
 template <typename R, typename... A>
 struct IsStdFunction<std::function<R(A...)>> : std::true_type {};
 
-// Throws std::invalid_argument naming `where` if `fn` is a null function
-// pointer, a null member pointer or an empty std::function. Other callables
-// (lambdas, function references) cannot be empty and are not tested, so no
-// compiler warns that the test is always false.
 // ThrowEmptyCallable(where): the std::invalid_argument CheckCallable
 // throws, out of line so the check itself stays a compare and a branch.
 [[noreturn]] void ThrowEmptyCallable(const char* where);
 
+// Throws std::invalid_argument naming `where` if `fn` is a null function
+// pointer, a null member pointer or an empty std::function. Other callables
+// (lambdas, function references) cannot be empty and are not tested, so no
+// compiler warns that the test is always false.
 template <typename F>
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void CheckCallable(const F& fn,
                                                        const char* where) {
@@ -106,6 +106,8 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void CheckCallable(const F& fn,
   }
 }
 
+// Runs `fn` and stores its result, so a call can return what fn returns
+// through a void() FunctionRef.
 template <typename F, typename R = std::invoke_result_t<F&>>
 class ResultCapture {
  public:

@@ -522,7 +522,8 @@ TEST_P(AsioCompositionsTest, UseFuture) {
   if (!started.WaitFor(kRequests)) {
     io.stop();  // the runners return, so the test ends instead of hanging
     for (auto& t : runners) t.join();
-    FAIL() << started.count() << " of " << kRequests << " requests started in 60 s";
+    FAIL() << started.count() << " of " << kRequests
+           << " requests started in 60 s";
   }
   for (int i = 0; i < kRequests; ++i) {
     Futures& f = futures[i];
@@ -547,7 +548,8 @@ TEST_P(AsioCompositionsTest, UseFuture) {
   if (!restarted.WaitFor(kRequests)) {
     io.stop();  // the runners return, so the test ends instead of hanging
     for (auto& t : runners) t.join();
-    FAIL() << restarted.count() << " of " << kRequests << " requests started in 60 s";
+    FAIL() << restarted.count() << " of " << kRequests
+           << " requests started in 60 s";
   }
   for (int i = 0; i < kRequests; ++i) {
     checker_.Expect(futures[i].id, futures[i].bound_timer.get(),
@@ -645,7 +647,8 @@ TEST_P(AsioCompositionsTest, WorkGuardExecutorsShowNoOneTheGuardMakersValues) {
   if (!done.WaitFor(kRequests * 3)) {
     io.stop();  // the runners return, so the test ends instead of hanging
     for (auto& t : runners) t.join();
-    FAIL() << done.count() << " of " << kRequests * 3 << " handlers ran in 60 s";
+    FAIL() << done.count() << " of " << kRequests * 3
+           << " handlers ran in 60 s";
   }
   guard.reset();
   strand_guard.reset();

@@ -98,8 +98,9 @@ void FreeBlockOf(void* p) noexcept {
 }  // namespace
 
 template <typename V>
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline Frame* Frame::NewImpl(ManagerHandle handle, const Strategy* strategy,
-                      const Values* base, V&& overrides, Frame* parent) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Frame* Frame::NewImpl(
+    ManagerHandle handle, const Strategy* strategy, const Values* base,
+    V&& overrides, Frame* parent) {
   void* storage = AllocateBlock();
   try {
     Frame* frame = ::new (storage)
@@ -248,7 +249,8 @@ Scope::Scope(Context* ctx, Frame* frame, InstallTag)
       saved_top_(ctx->top()),
       saved_run_base_(ctx->run_base()),
       prev_scope_(ctx->innermost_scope()) {
-  if (frame_ != nullptr && saved_top_ == nullptr && frame_->parent() == nullptr) {
+  if (frame_ != nullptr && saved_top_ == nullptr &&
+      frame_->parent() == nullptr) {
     // One frame into a context with no values (a task's hop to a pool
     // thread): its slot is the only one to decide, and no other is set.
     // Rebuild's steps for this case, in its order.

@@ -44,20 +44,26 @@ class Registry {
       slot = next_slot_++;
       const uint32_t chunk = slot >> ManagerStates::kChunkBits;
       if (chunks_[chunk].load(std::memory_order_relaxed) == nullptr) {
-        chunks_[chunk].store(new std::atomic<uint64_t>[ManagerStates::kChunkSize](),
-                             std::memory_order_release);
+        chunks_[chunk].store(
+            new std::atomic<uint64_t>[ManagerStates::kChunkSize](),
+            std::memory_order_release);
       }
     }
     std::atomic<uint64_t>& state = State(slot);
-    const uint64_t generation = (state.load(std::memory_order_relaxed) >> 2) + 1;
-    state.store(generation << 2 | ManagerStates::kLive | ManagerStates::kRegistered, std::memory_order_release);
-    strategy_of_slot_.resize(std::max<size_t>(strategy_of_slot_.size(), slot + 1));
+    const uint64_t generation =
+        (state.load(std::memory_order_relaxed) >> 2) + 1;
+    state.store(
+        generation << 2 | ManagerStates::kLive | ManagerStates::kRegistered,
+        std::memory_order_release);
+    strategy_of_slot_.resize(
+        std::max<size_t>(strategy_of_slot_.size(), slot + 1));
     strategy_of_slot_[slot] = strategy_index;
     if (live_[strategy_index].fetch_add(1, std::memory_order_relaxed) == 0) {
       Summary().live_strategies.fetch_or(uint32_t{1} << strategy_index,
                                          std::memory_order_release);
     }
-    if (registered_[strategy_index].fetch_add(1, std::memory_order_relaxed) == 0) {
+    if (registered_[strategy_index].fetch_add(1, std::memory_order_relaxed) ==
+        0) {
       Summary().registered_strategies.fetch_or(uint32_t{1} << strategy_index,
                                                std::memory_order_release);
     }
@@ -75,14 +81,16 @@ class Registry {
     const uint32_t slot = SlotOf(handle);
     std::atomic<uint64_t>& state = State(slot);
     const uint64_t now = state.load(std::memory_order_relaxed);
-    if ((now >> 2) != GenerationOf(handle) || (now & ManagerStates::kRegistered) == 0) {
+    if ((now >> 2) != GenerationOf(handle) ||
+        (now & ManagerStates::kRegistered) == 0) {
       return;
     }
     state.store(now & ~ManagerStates::kRegistered, std::memory_order_release);
     const int strategy_index = strategy_of_slot_[slot];
-    if (registered_[strategy_index].fetch_sub(1, std::memory_order_relaxed) == 1) {
-      Summary().registered_strategies.fetch_and(~(uint32_t{1} << strategy_index),
-                                                std::memory_order_release);
+    if (registered_[strategy_index].fetch_sub(1, std::memory_order_relaxed) ==
+        1) {
+      Summary().registered_strategies.fetch_and(
+          ~(uint32_t{1} << strategy_index), std::memory_order_release);
     }
     Summary().unregistered_live.fetch_add(1, std::memory_order_release);
     UpdateSimpleLocked();
@@ -122,7 +130,8 @@ class Registry {
   // lock just now).
   void UpdateSimpleLocked() {
     RegistrySummary& summary = Summary();
-    const uint32_t bit = summary.default_strategy_bit.load(std::memory_order_relaxed);
+    const uint32_t bit =
+        summary.default_strategy_bit.load(std::memory_order_relaxed);
     const bool simple =
         bit != 0 &&
         summary.registered_strategies.load(std::memory_order_relaxed) == bit &&
@@ -132,8 +141,8 @@ class Registry {
   }
 
   std::atomic<uint64_t>& State(uint32_t slot) {
-    return chunks_[slot >> ManagerStates::kChunkBits].load(std::memory_order_relaxed)
-        [slot & (ManagerStates::kChunkSize - 1)];
+    return chunks_[slot >> ManagerStates::kChunkBits].load(
+        std::memory_order_relaxed)[slot & (ManagerStates::kChunkSize - 1)];
   }
 
   int StrategyIndexLocked(const Strategy* strategy) {
@@ -151,9 +160,9 @@ class Registry {
   }
 
   std::mutex mu_;
-  std::vector<uint32_t> free_slots_;       // guarded by mu_
-  uint32_t next_slot_ = 0;                 // guarded by mu_
-  std::vector<int> strategy_of_slot_;      // guarded by mu_
+  std::vector<uint32_t> free_slots_;   // guarded by mu_
+  uint32_t next_slot_ = 0;             // guarded by mu_
+  std::vector<int> strategy_of_slot_;  // guarded by mu_
   // The states live in manager_states.chunks, where inline readers load
   // them.
   std::atomic<std::atomic<uint64_t>*> (&chunks_)[ManagerStates::kMaxChunks] =
@@ -175,9 +184,7 @@ void UnregisterManager(ManagerHandle handle) {
   Registry::Get().Unregister(handle);
 }
 
-void RemoveManager(ManagerHandle handle) {
-  Registry::Get().Remove(handle);
-}
+void RemoveManager(ManagerHandle handle) { Registry::Get().Remove(handle); }
 
 int RegisteredStrategies(const Strategy* out[kMaxStrategies]) noexcept {
   return Registry::Get().Strategies(out, /*live=*/false);

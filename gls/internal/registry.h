@@ -104,7 +104,8 @@ inline bool RegistryIsSimple() noexcept {
 // AnyUnregisteredLiveManager(): some manager is alive but unregistered (its
 // values are visible in its own flow but not carried).
 inline bool AnyUnregisteredLiveManager() noexcept {
-  return registry_summary.unregistered_live.load(std::memory_order_acquire) != 0;
+  return registry_summary.unregistered_live.load(std::memory_order_acquire) !=
+         0;
 }
 
 // RegisterManager(strategy): a new manager's handle: a free slot, with the
