@@ -254,14 +254,55 @@ std::optional<std::vector<TraceStateEntry>> ParseTraceState(
 // avoid sending" an empty header; the caller leaves it out).
 std::string FormatTraceState(const std::vector<TraceStateEntry>& entries);
 
+// Baggage: where this codec and the W3C reference implementation differ
+//
+// The W3C Baggage repository's reference parser and formatter
+// (test/baggage/baggage.py, with test_baggage.py) and this codec differ in
+// six ways. Each is allowed by the specification (baggage/HTTP_HEADER_FORMAT.md
+// of w3c/baggage), in its words:
+//   1. Property values are kept and forwarded as written, percent-encoded,
+//      not decoded (the reference decodes them). What is written must be
+//      valid encoding: a '%' that is not a %XX escape drops the member. "Any
+//      code points outside of the baggage-octet range in the property value
+//      MUST be percent-encoded ... Code points in the property value which
+//      are not required to be percent-encoded MAY be percent-encoded", and
+//      "Property keys and values are given no specific meaning by this
+//      specification": forwarding the received encoding unchanged is a valid
+//      encoding of the same value, and nothing here reads property values.
+//   2. At most 180 list-members are parsed (the reference parses any number).
+//      The grammar is "baggage-string = list-member 0*179( OWS "," OWS
+//      list-member )", and "An implementor or platform MAY define higher
+//      limits" than the 64 members a platform MUST propagate.
+//   3. A member that would take the kept list past 8,192 bytes is dropped,
+//      and the ones after it (the reference keeps everything). "If either of
+//      the above conditions is not met, a platform MAY drop list-members
+//      until both conditions are met. The selection of which list-members to
+//      drop and their order is unspecified", and "it MUST NOT propagate any
+//      partial list-members": a member is kept whole or not at all.
+//   4. A malformed member is dropped alone; the reference rejects the whole
+//      header. "If a system determines that the value of baggage-string is
+//      not in the format defined in this specification, the behavior is
+//      undefined. For example, it MAY remove an offending list-member before
+//      propagating the rest of the baggage-string".
+//   5. At most 180 members and 8,192 bytes are formatted (the reference
+//      writes everything): as 2 and 3.
+//   6. FormatBaggage percent-encodes only what must be (bytes outside
+//      baggage-octet, and '%'); the reference (urllib.parse.quote) encodes
+//      every byte but letters, digits and "_.-~/". "Any code points outside
+//      of the baggage-octet range MUST be percent-encoded. The percent code
+//      point (U+0025) MUST be percent-encoded. Code points which are not
+//      required to be percent-encoded MAY be percent-encoded." Both decode
+//      to the same value.
+
 // BaggageEntry
 //
 // One list-member of a `baggage` header.
 struct BaggageEntry {
   std::string key;         // a token per RFC 7230
   std::string value;       // decoded (percent-decoding applied)
-  std::string properties;  // raw ";prop=..." text after the value, without
-                           // the leading ';', may be empty
+  std::string properties;  // ";prop=..." text after the value as written
+                           // (property values still percent-encoded),
+                           // without the leading ';', may be empty
 
   friend bool operator==(const BaggageEntry&, const BaggageEntry&) = default;
 };
@@ -281,10 +322,11 @@ inline constexpr size_t kMaxBaggageBytes = 8192;
 // `;property` text. Keys are RFC 7230 tokens; values are percent-decoded.
 // Invalid list-members (no '=', a key that is not a token, a value with
 // characters the spec does not allow or a bad '%' sequence, bad property
-// text such as an empty property) are dropped one by one; empty list-members
+// text such as an empty property, or a '%' in a property value that is not a
+// %XX escape) are dropped one by one; empty list-members
 // ("a=1,,b=2") are skipped silently. Percent-decoded bytes that are not valid
 // UTF-8 become U+FFFD, as the spec requires. Properties are kept as written,
-// minus the OWS around them. The list is truncated (as the spec allows) at
+// minus the OWS around them, and FormatBaggage forwards them so. The list is truncated (as the spec allows) at
 // the first valid list-member that would make the kept entries more than
 // kMaxBaggageEntries, or more than kMaxBaggageBytes once written by
 // FormatBaggage; so FormatBaggage always writes back everything that was
