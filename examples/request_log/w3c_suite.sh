@@ -2,7 +2,8 @@
 # examples/request_log/w3c_suite.sh: runs the official W3C Trace Context
 # test suite against the request_log server, at Trace Context Level 2 with
 # every strict test (SPEC_LEVEL=2 STRICT_LEVEL=2), and fails unless all 41
-# tests ran and passed.
+# tests ran and passed; then checks that a malformed body gets 400 and a
+# callback off loopback 403, each with one warning line and no call made.
 #
 # Usage: examples/request_log/w3c_suite.sh [path to a built server]
 #   Without an argument it builds //examples/request_log:server with bazel.
@@ -81,6 +82,29 @@ status=0
   "$python" test.py "$endpoint") >"$work/suite.log" 2>&1 || status=$?
 cat "$work/suite.log"
 
+# What the suite does not send: a body that is not the instructions' JSON
+# (400) and callbacks off loopback (403), each refused with one warning line
+# and no call made.
+refusals=0
+"$python" - "$endpoint" >"$work/refusals.log" 2>&1 <<'PY' || refusals=$?
+import http.client, sys, urllib.parse
+url = urllib.parse.urlsplit(sys.argv[1])
+cases = [(b'[{"url": "http://127.0.0.1:7777/x", ', 400),
+         (b'{"url": "http://127.0.0.1:7777/x"}', 400),
+         (b'[{"url": "http://10.1.2.3:7777/x", "arguments": []}]', 403),
+         (b'[{"url": "http://127.0.0.1:1/x"}, {"url": "http://localhost:7777/y"}]', 403)]
+for body, want in cases:
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    conn.request("POST", url.path, body=body, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    text = resp.read().decode(errors="replace")
+    conn.close()
+    if resp.status != want:
+        sys.exit(f"POST {body!r}: status {resp.status}, want {want}: {text!r}")
+print(f"{len(cases)} refused requests answered 400/403")
+PY
+cat "$work/refusals.log"
+
 kill -TERM "$server_pid"
 server_status=0
 wait "$server_pid" || server_status=$?
@@ -97,4 +121,10 @@ grep -q '^Ran 41 tests in ' "$work/suite.log" || fail "the suite did not report 
 [[ "$(tail -n 1 "$work/suite.log")" == "OK" ]] || fail "the suite's last line is not 'OK'"
 [[ $status -eq 0 ]] || fail "the suite exited with $status"
 [[ $server_status -eq 0 ]] || fail "the server exited with $server_status"
+[[ $refusals -eq 0 ]] || fail "a malformed or off-loopback POST /test was not refused"
+refused_400=$(grep -c ' warning .* w3c-test .* refused status=400 ' "$work/server.log" || true)
+refused_403=$(grep -c ' warning .* w3c-test .* refused status=403 ' "$work/server.log" || true)
+calls_off_loopback=$(grep -c 'w3c-call .*url=http://\(10\.\|127\.0\.0\.1:1/\|localhost\)' "$work/server.log" || true)
+[[ $refused_400 -eq 2 && $refused_403 -eq 2 && $calls_off_loopback -eq 0 ]] ||
+  fail "want 2 warning lines for 400, 2 for 403 and no call: got $refused_400, $refused_403, $calls_off_loopback calls"
 echo "w3c_suite: 41 tests passed (SPEC_LEVEL=2 STRICT_LEVEL=2)" >&2
