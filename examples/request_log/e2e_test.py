@@ -5,8 +5,9 @@ request, in both processes.
 What this is for: the end-to-end proof of gls's use case. A front server
 (with --downstream) and a back server run as separate processes on loopback
 ports they pick themselves; 16 clients send 2,080 requests with distinct ids
-(traceparent only, X-Request-Id only, neither, both plus baggage, baggage
-with an encoded space) and a few hostile ones. After stopping both servers
+(traceparent with tracestate, X-Request-Id only, neither, both plus
+baggage and a tracestate with OWS and an empty member, baggage with an
+encoded space) and a few hostile ones. After stopping both servers
 (SIGTERM) the test reads both logs and checks that:
   * each line's gls ids (the spdlog flag) equal the ids the logging code
     knew by itself (own_trace=, own_req= in the message), and belong to a
@@ -19,8 +20,12 @@ with an encoded space) and a few hostile ones. After stopping both servers
     tenant's requests exactly: a tenant's tenant_seen values are 1..n, each
     once;
   * lines outside any request (startup, shutdown, bad requests) carry no ids;
+  * every line of a request carries the tracestate it was sent (as
+    FormatTraceState writes it), or none, in both processes: the front
+    continues it as a gls value and sends it downstream;
   * the back's lines carry the front's trace id for the same request, with
-    the front's span as their parent, and the same tenant and user;
+    the front's span as their parent, and the same tenant, user and
+    tracestate;
   * both servers exit 0 (no sanitizer report, no leak) and count what the
     test sent;
   * a front whose downstream is gone (the stopped back's port) answers 502,
@@ -54,6 +59,8 @@ LINE_RE = re.compile(r"^(\S+) (\S+) (\S+) \[(\d+)\]")
 FIELD_RE = re.compile(r' ([a-z_]+)=("(?:[^"\\]|\\.)*"|[^ "]*)')
 OWN_RE = re.compile(r"^(\w+) own_trace=(\S+) own_req=(\S+)(.*)$")
 ADMIT_RE = re.compile(r"^ tenant_seen=(\d+)$")
+HOSTILE_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+HOSTILE_PARENT = "00f067aa0ba902b7"
 
 
 class Failure(Exception):
@@ -152,6 +159,13 @@ def plan(client, i):
     if kind in (0, 3):
         headers["traceparent"] = f"00-{trace}-{parent}-01"
         want["trace"], want["parent"] = trace, parent
+    if kind == 0:
+        headers["tracestate"] = f"congo=c{client}r{i},rojo=00f067aa0ba902b7"
+        want["tracestate"] = headers["tracestate"]
+    if kind == 3:
+        # OWS and an empty member: forwarded without them.
+        headers["tracestate"] = f" t{client}@congo= x{i} , ,rojo=1\t"
+        want["tracestate"] = f"t{client}@congo= x{i},rojo=1"
     if kind in (1, 3, 4):
         headers["X-Request-Id"] = rid
         want["request_id"] = rid
@@ -213,6 +227,13 @@ def hostile_requests(port):
         # An X-Request-Id that could forge log fields: ignored, one warning,
         # the request id becomes the trace id.
         ({"X-Request-Id": "x own_req=y | z"}, {}),
+        # tracestate without traceparent: discarded, one warning.
+        ({"tracestate": "congo=1", "X-Request-Id": "hostile-ts-alone"}, {}),
+        # An invalid tracestate (uppercase key) with a valid traceparent:
+        # the trace continues, the tracestate is discarded, one warning.
+        ({"traceparent": "00-" + HOSTILE_TRACE + "-" + HOSTILE_PARENT + "-01",
+          "tracestate": "congo=1,Rojo=2", "X-Request-Id": "hostile-ts-bad"},
+         {"parent": HOSTILE_PARENT}),
     ]
     for headers, want in cases:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -299,7 +320,7 @@ def check_log(server, records, events, downstream_of=None):
         if own_trace != record["trace"]:
             raise Failure(f"trace id {own_trace} is not request {own_req}'s "
                           f"({record['trace']}): {line}")
-        for key in ("tenant", "user"):
+        for key in ("tenant", "user", "tracestate"):
             if fields.get(key) != record.get(key):
                 raise Failure(f"{key}={fields.get(key)!r}, want {record.get(key)!r}: {line}")
         span = fields.get("span_id")

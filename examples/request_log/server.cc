@@ -8,10 +8,24 @@
 // a task on a thread pool, a thread started with gls::Go, an outgoing HTTP
 // call to a second instance (which gets `traceparent` and `baggage` built
 // from the gls values) and the Asio completion handlers all log through
-// spdlog, and the `%*` flag adds the ids to each line.
+// spdlog, and the `%*` flag adds the ids to each line. The W3C
+// `tracestate` a request continues is a value too, printed on every line and
+// sent on every outgoing call; the whole `baggage` (properties included) is
+// forwarded.
 //
 //   server --port N [--downstream http://127.0.0.1:M] [--threads T]
 //          [--pool-threads P] [--log FILE] [--gls=on|off] [--name NAME]
+//          [--w3c-test-endpoint]
+//
+// --w3c-test-endpoint turns on `POST /test`, the endpoint the W3C Trace
+// Context test suite drives (examples/request_log/w3c_suite.sh): its body is
+// a JSON array of {"url", "arguments"}; for each element, in order, the
+// server POSTs `arguments` (its JSON text) to `url` with `traceparent` (a new
+// span id per call), `tracestate` and `baggage` built from the gls values of
+// the request's flow, then answers 200 with the calls' statuses. Only
+// http://IP:PORT/path URLs on a loopback address are called: any other gets
+// 403, a body that is not such JSON 400, each with one warning line, and no
+// call is made. Off by default: it makes calls a client asks for.
 //
 // Every line logged for a request also names the ids the logging code knows
 // by itself ("own_trace=... own_req=...", captured explicitly), so a test can
@@ -25,6 +39,14 @@
 // A downstream that fails (refused, not answering within 2 s, non-200) is
 // logged at warn level and the client gets 502 Bad Gateway, with the trace
 // id in the body as for a 200.
+//
+// Trace Context, as the specification's processing model says: a request
+// with one valid `traceparent` continues its trace (Level 2: the
+// random-trace-id flag kept as received, unknown flags cleared); none, an
+// invalid one, or several `traceparent` fields start a new trace (flags 03:
+// sampled, random trace id), and then any `tracestate` is discarded. Several
+// `tracestate` fields are combined in order; an invalid tracestate is
+// discarded, a long one truncated (gls/contrib/w3c.h), with one warning.
 #include <signal.h>
 
 #include <atomic>
@@ -53,6 +75,7 @@
 #include "boost/asio/thread_pool.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "examples/request_log/w3c_service.h"
 #include "gls/contrib/asio.h"
 #include "gls/contrib/spdlog.h"
 #include "gls/contrib/w3c.h"
@@ -92,9 +115,15 @@ const gls::TypedKey<std::string> kParentId;
 const gls::TypedKey<std::string> kRequestId;
 const gls::TypedKey<std::string> kTenant;
 const gls::TypedKey<std::string> kUser;
+// The tracestate this hop continues, as FormatTraceState writes it: printed
+// and sent on outgoing calls.
+const gls::TypedKey<std::string> kTraceState;
 // This hop's traceparent (our trace id, our span as the parent id): what an
 // outgoing call sends. Not printed.
 const gls::TypedKey<gls::w3c::TraceParent> kOutgoing;
+// The request's baggage as parsed (properties included): what an outgoing
+// call sends. Not printed (tenant and user are, from it).
+const gls::TypedKey<std::vector<gls::w3c::BaggageEntry>> kBaggage;
 
 // The baggage entries that become values; every other entry is ignored.
 struct BaggageKey {
@@ -121,6 +150,7 @@ struct Options {
   std::string log_file;
   bool gls = true;
   std::string name = "server";
+  bool w3c_test_endpoint = false;
 };
 
 [[noreturn]] void Usage(const std::string& problem) {
@@ -128,7 +158,7 @@ struct Options {
                "server: %s\n"
                "usage: server --port N [--downstream http://HOST:PORT[/path]] "
                "[--threads T] [--pool-threads P] [--log FILE] [--gls=on|off] "
-               "[--name NAME]\n"
+               "[--name NAME] [--w3c-test-endpoint]\n"
                "  --port 0 picks a free port; the first line on stdout is "
                "\"listening on 127.0.0.1:<port>\".\n",
                problem.c_str());
@@ -187,6 +217,9 @@ Options ParseOptions(int argc, char** argv) {
               std::string::npos) {
         Usage("--name is 1-32 characters of [A-Za-z0-9_-]");
       }
+    } else if (flag == "--w3c-test-endpoint") {
+      if (value) Usage("--w3c-test-endpoint takes no value");
+      options.w3c_test_endpoint = true;
     } else if (flag == "--help" || flag == "-h") {
       Usage("help");
     } else {
@@ -258,16 +291,35 @@ struct RequestIds {
   std::string request_id; // X-Request-Id, or else the trace id
   std::string tenant;
   std::string user;
+  std::string tracestate;  // formatted; "" when none
+  std::vector<gls::w3c::BaggageEntry> baggage;
   gls::w3c::TraceParent outgoing;
   std::vector<std::string> warnings;  // one line each, logged once
 };
+
+// The values of every header field called `name` (any case), in the order
+// they arrived.
+template <typename Request>
+std::vector<std::string_view> FieldsNamed(const Request& req, std::string_view name) {
+  std::vector<std::string_view> values;
+  for (const auto& field : req) {
+    if (beast::iequals(field.name_string(), beast::string_view(name.data(), name.size()))) {
+      values.push_back(View(field.value()));
+    }
+  }
+  return values;
+}
 
 template <typename Request>
 RequestIds ExtractIds(const Request& req) {
   RequestIds ids;
   gls::w3c::TraceParent incoming;
   bool continues = false;
-  if (auto it = req.find("traceparent"); it != req.end()) {
+  const std::size_t traceparents = req.count("traceparent");
+  if (traceparents > 1) {
+    ids.warnings.push_back("traceparent: " + std::to_string(traceparents) +
+                           " header fields, a new trace started");
+  } else if (auto it = req.find("traceparent"); it != req.end()) {
     std::string why;
     if (auto tp = gls::w3c::ParseTraceParent(View(it->value()), &why)) {
       incoming = *tp;
@@ -276,13 +328,23 @@ RequestIds ExtractIds(const Request& req) {
       ids.warnings.push_back(why.empty() ? "traceparent: invalid, ignored" : why);
     }
   }
-  ids.outgoing.version = 0;
-  ids.outgoing.trace_id = continues ? incoming.trace_id : gls::w3c::NewTraceId();
-  ids.outgoing.parent_id = gls::w3c::NewParentId();
-  ids.outgoing.flags = continues ? incoming.flags : 0x01;
+  ids.outgoing = continues ? gls::w3c::ContinueTrace(incoming) : gls::w3c::StartTrace();
   ids.trace_id = ids.outgoing.TraceIdHex();
   ids.span_id = ids.outgoing.ParentIdHex();
   if (continues) ids.parent_id = incoming.ParentIdHex();
+
+  // tracestate only with the traceparent it belongs to: "If the vendor
+  // failed to parse traceparent, it MUST NOT attempt to parse tracestate."
+  std::vector<std::string_view> tracestate = FieldsNamed(req, "tracestate");
+  if (!tracestate.empty() && !continues) {
+    ids.warnings.push_back("tracestate: discarded (no valid traceparent)");
+  } else if (!tracestate.empty()) {
+    std::string why;
+    if (auto ts = gls::w3c::ParseTraceState(tracestate, &why)) {
+      ids.tracestate = gls::w3c::FormatTraceState(*ts);
+    }
+    if (!why.empty()) ids.warnings.push_back(std::move(why));
+  }
 
   ids.request_id = ids.trace_id;
   if (auto it = req.find("X-Request-Id"); it != req.end()) {
@@ -294,15 +356,23 @@ RequestIds ExtractIds(const Request& req) {
     }
   }
 
-  if (auto it = req.find("baggage"); it != req.end()) {
+  // Several baggage fields are one list, combined as RFC 9110 says.
+  std::string baggage;
+  const std::vector<std::string_view> baggage_fields = FieldsNamed(req, "baggage");
+  for (std::size_t i = 0; i < baggage_fields.size(); ++i) {
+    if (i > 0) baggage += ',';
+    baggage.append(baggage_fields[i]);
+  }
+  if (!baggage_fields.empty()) {
     std::string why;
-    for (gls::w3c::BaggageEntry& entry : gls::w3c::ParseBaggage(View(it->value()), &why)) {
+    ids.baggage = gls::w3c::ParseBaggage(baggage, &why);
+    for (const gls::w3c::BaggageEntry& entry : ids.baggage) {
       for (const BaggageKey& allowed : kBaggageAllowlist) {
         if (entry.key != allowed.name) continue;
         if (entry.value.size() > kMaxBaggageValue) {
           if (why.empty()) why = "baggage: " + std::string(allowed.name) + " longer than 64 bytes, ignored";
         } else {
-          (allowed.key == &kTenant ? ids.tenant : ids.user) = std::move(entry.value);
+          (allowed.key == &kTenant ? ids.tenant : ids.user) = entry.value;
         }
       }
     }
@@ -341,6 +411,21 @@ class Session : public std::enable_shared_from_this<Session> {
     http::response<http::string_body> res;
     std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   };
+  // The calls `POST /test` was asked for, made one after the other.
+  struct W3cCall {
+    explicit W3cCall(const net::any_io_executor& ex) : stream(ex) {}
+    beast::tcp_stream stream;
+    http::request<http::string_body> req;
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    std::string span_id;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  };
+  struct W3cTest {
+    std::vector<request_log::CallInstruction> calls;
+    std::vector<request_log::LoopbackUrl> urls;
+    std::vector<unsigned> statuses;  // 0: the call failed
+  };
 
   void DoRead();
   void OnRead(beast::error_code ec);
@@ -351,11 +436,18 @@ class Session : public std::enable_shared_from_this<Session> {
   void AfterChild();
   void CallDownstream();
   void FinishDownstream(DownstreamCall& call, beast::error_code ec, const char* stage);
-  void Respond(http::status status, bool log_write, std::string body);
+  void StartW3cTest();
+  void W3cCallNext();
+  void FinishW3cCall(W3cCall& call, beast::error_code ec, const char* stage);
+  void Respond(http::status status, bool log_write, std::string body,
+               const char* content_type = "text/plain");
   void OnWrite(beast::error_code ec, std::size_t bytes, bool log_write);
   void Close();
+  // Puts traceparent, tracestate, X-Request-Id and baggage on `req`. With
+  // `new_span`, traceparent names a new span (a new parent-id) rather than
+  // this hop's; its hex is stored in *span_id when non-null.
   template <typename Request>
-  void Inject(Request& req) const;
+  void Inject(Request& req, bool new_span = false, std::string* span_id = nullptr) const;
 
   Server& server_;
   beast::tcp_stream stream_;
@@ -367,6 +459,7 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   http::response<http::string_body> res_;
   std::jthread child_;
+  std::shared_ptr<W3cTest> w3c_test_;
 };
 
 class Server {
@@ -428,6 +521,7 @@ class Server {
   }
 
   bool gls() const { return options_.gls; }
+  bool w3c_test_endpoint() const { return options_.w3c_test_endpoint; }
   const std::optional<Downstream>& downstream() const { return downstream_; }
   const net::any_io_executor& pool_executor() const { return pool_executor_; }
   // One strand shared by every request: what runs on it may use the
@@ -554,7 +648,9 @@ void Session::OnRead(beast::error_code ec) {
   values.Set(kRequestId, ids_.request_id);
   if (!ids_.tenant.empty()) values.Set(kTenant, ids_.tenant);
   if (!ids_.user.empty()) values.Set(kUser, ids_.user);
+  if (!ids_.tracestate.empty()) values.Set(kTraceState, ids_.tracestate);
   values.Set(kOutgoing, ids_.outgoing);
+  if (!ids_.baggage.empty()) values.Set(kBaggage, ids_.baggage);
   // Everything Handle starts (pool task, thread, downstream call, response
   // write) carries these values to wherever it runs.
   request_values.SetValues(values, [this] { Handle(); });
@@ -568,6 +664,10 @@ void Session::Handle() {
   }
   g_log->info("handler own_trace={} own_req={} method={} target={}", own_trace, own_req,
               View(parser_->get().method_string()), target_);
+  if (server_.w3c_test_endpoint() && parser_->get().method() == http::verb::post &&
+      View(parser_->get().target()) == "/test") {
+    return StartW3cTest();
+  }
 
   // Admission, on the one strand every request of the process shares, its
   // queue holding many requests' handlers at once. With gls on, the handler
@@ -646,23 +746,30 @@ void Session::AfterChild() {
 // reads the values of the running flow (it is called deep inside the
 // request's work, with no ids passed in); off, the session's own copy.
 template <typename Request>
-void Session::Inject(Request& req) const {
+void Session::Inject(Request& req, bool new_span, std::string* span_id) const {
   const gls::w3c::TraceParent* outgoing = &ids_.outgoing;
   const std::string* request_id = &ids_.request_id;
-  const std::string* tenant = ids_.tenant.empty() ? nullptr : &ids_.tenant;
-  const std::string* user = ids_.user.empty() ? nullptr : &ids_.user;
+  const std::string* tracestate = ids_.tracestate.empty() ? nullptr : &ids_.tracestate;
+  const std::vector<gls::w3c::BaggageEntry>* baggage =
+      ids_.baggage.empty() ? nullptr : &ids_.baggage;
   if (server_.gls()) {
     outgoing = request_values.GetValue(kOutgoing);
     request_id = request_values.GetValue(kRequestId);
-    tenant = request_values.GetValue(kTenant);
-    user = request_values.GetValue(kUser);
+    tracestate = request_values.GetValue(kTraceState);
+    baggage = request_values.GetValue(kBaggage);
   }
-  if (outgoing != nullptr) req.set("traceparent", gls::w3c::FormatTraceParent(*outgoing));
+  if (outgoing != nullptr) {
+    gls::w3c::TraceParent tp = *outgoing;
+    if (new_span) tp.parent_id = gls::w3c::NewParentId();
+    if (span_id != nullptr) *span_id = tp.ParentIdHex();
+    req.set("traceparent", gls::w3c::FormatTraceParent(tp));
+  }
+  if (tracestate != nullptr) req.set("tracestate", *tracestate);
   if (request_id != nullptr) req.set("X-Request-Id", *request_id);
-  std::vector<gls::w3c::BaggageEntry> baggage;
-  if (tenant != nullptr) baggage.push_back({"tenant", *tenant, ""});
-  if (user != nullptr) baggage.push_back({"user", *user, ""});
-  if (!baggage.empty()) req.set("baggage", gls::w3c::FormatBaggage(baggage));
+  if (baggage != nullptr) {
+    std::string text = gls::w3c::FormatBaggage(*baggage);
+    if (!text.empty()) req.set("baggage", text);
+  }
 }
 
 void Session::CallDownstream() {
@@ -722,10 +829,105 @@ void Session::FinishDownstream(DownstreamCall& call, beast::error_code ec, const
               (ok ? "\n" : " downstream=failed\n"));
 }
 
-void Session::Respond(http::status status, bool log_write, std::string body) {
+// POST /test (--w3c-test-endpoint): reads the instructions, refuses them
+// all (one warning line) if the body is not the suite's JSON or a URL is not
+// on loopback, else makes the calls one after the other.
+void Session::StartW3cTest() {
+  const std::string& own_trace = ids_.trace_id;
+  const std::string& own_req = ids_.request_id;
+  std::string error;
+  auto test = std::make_shared<W3cTest>();
+  auto refuse = [&](http::status status, const std::string& why) {
+    g_log->warn("w3c-test own_trace={} own_req={} refused status={} {}", own_trace, own_req,
+                static_cast<unsigned>(status), Printable(why));
+    Respond(status, /*log_write=*/true, "w3c-test: " + Printable(why) + "\n");
+  };
+  if (auto calls = request_log::ParseCallInstructions(parser_->get().body(), &error)) {
+    test->calls = std::move(*calls);
+  } else {
+    return refuse(http::status::bad_request, error);
+  }
+  for (std::size_t i = 0; i < test->calls.size(); ++i) {
+    bool refused = false;
+    auto url = request_log::ParseLoopbackUrl(test->calls[i].url, &error, &refused);
+    if (!url) {
+      return refuse(refused ? http::status::forbidden : http::status::bad_request,
+                    "element " + std::to_string(i + 1) + ": " + error);
+    }
+    test->urls.push_back(std::move(*url));
+  }
+  g_log->info("w3c-test own_trace={} own_req={} calls={}", own_trace, own_req,
+              test->calls.size());
+  w3c_test_ = std::move(test);
+  W3cCallNext();
+}
+
+void Session::W3cCallNext() {
+  W3cTest& test = *w3c_test_;
+  const std::size_t i = test.statuses.size();
+  if (i == test.calls.size()) {
+    std::string body = "{\"trace_id\":\"" + ids_.trace_id + "\",\"statuses\":[";
+    for (std::size_t k = 0; k < test.statuses.size(); ++k) {
+      body += (k > 0 ? "," : "") + std::to_string(test.statuses[k]);
+    }
+    body += "]}\n";
+    w3c_test_.reset();
+    return Respond(http::status::ok, /*log_write=*/true, std::move(body), "application/json");
+  }
+  const request_log::LoopbackUrl& url = test.urls[i];
+  auto call = std::make_shared<W3cCall>(stream_.get_executor());
+  call->req = http::request<http::string_body>(http::verb::post, url.target, 11);
+  call->req.set(http::field::host, url.host);
+  call->req.set(http::field::user_agent, "gls-request-log");
+  call->req.set(http::field::content_type, "application/json");
+  call->req.keep_alive(false);
+  call->req.body() = test.calls[i].arguments;
+  call->req.prepare_payload();
+  Inject(call->req, /*new_span=*/true, &call->span_id);
+  beast::error_code ec;
+  const tcp::endpoint endpoint(net::ip::make_address(url.address, ec), url.port);
+  if (ec) return FinishW3cCall(*call, ec, "address");
+  call->stream.expires_after(kDownstreamTimeout);
+  call->stream.async_connect(endpoint, [self = shared_from_this(), call](beast::error_code c_ec) {
+    if (c_ec) return self->FinishW3cCall(*call, c_ec, "connect");
+    http::async_write(call->stream, call->req,
+                      [self, call](beast::error_code write_ec, std::size_t) {
+                        if (write_ec) return self->FinishW3cCall(*call, write_ec, "write");
+                        http::async_read(call->stream, call->buffer, call->res,
+                                         [self, call](beast::error_code read_ec, std::size_t) {
+                                           self->FinishW3cCall(*call, read_ec, "read");
+                                         });
+                      });
+  });
+}
+
+void Session::FinishW3cCall(W3cCall& call, beast::error_code ec, const char* stage) {
+  W3cTest& test = *w3c_test_;
+  const std::size_t i = test.statuses.size();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - call.start)
+                      .count();
+  const std::string url = Printable(test.calls[i].url, 100);
+  if (ec) {
+    g_log->warn("w3c-call own_trace={} own_req={} failed url={} span={} stage={} ms={} error={}",
+                ids_.trace_id, ids_.request_id, url, call.span_id, stage, ms, ec.message());
+    test.statuses.push_back(0);
+  } else {
+    g_log->info("w3c-call own_trace={} own_req={} url={} span={} status={} ms={}",
+                ids_.trace_id, ids_.request_id, url, call.span_id, call.res.result_int(), ms);
+    test.statuses.push_back(call.res.result_int());
+  }
+  beast::error_code ignored;
+  call.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  call.stream.close();
+  W3cCallNext();
+}
+
+void Session::Respond(http::status status, bool log_write, std::string body,
+                      const char* content_type) {
   res_ = http::response<http::string_body>(status, version_);
   res_.set(http::field::server, "gls-request-log");
-  res_.set(http::field::content_type, "text/plain");
+  res_.set(http::field::content_type, content_type);
   res_.keep_alive(keep_alive_);
   res_.body() = std::move(body);
   res_.prepare_payload();
@@ -783,6 +985,7 @@ std::shared_ptr<spdlog::logger> MakeLogger(const Options& options) {
             .Add("span_id", kSpanId)
             .Add("parent_id", kParentId)
             .Add("request_id", kRequestId)
+            .Add("tracestate", kTraceState)
             .Add("tenant", kTenant)
             .Add("user", kUser)));
   } else {

@@ -1,4 +1,4 @@
-// gls/contrib/w3c.cc: the traceparent and baggage codecs of
+// gls/contrib/w3c.cc: the traceparent, tracestate and baggage codecs of
 // gls/contrib/w3c.h. Every parser here is a single forward pass over its
 // input (no backtracking, no recursion), so any input costs time linear in
 // its length.
@@ -122,7 +122,7 @@ bool WrittenRaw(char c) { return IsBaggageOctet(c) && c != '%'; }
 
 // Validates property text (what follows the first ';' of a list-member,
 // without it): property *( OWS ";" OWS property ), property = key OWS
-// ["=" OWS value], ends trimmed of OWS. Returns "" when valid, else what is
+// ["=" OWS value], ends trimmed of OWS, '%' in a value only as %XX. Returns "" when valid, else what is
 // wrong.
 std::string CheckProperties(std::string_view p) {
   size_t i = 0;
@@ -142,7 +142,16 @@ std::string CheckProperties(std::string_view p) {
     if (i < n && p[i] == '=') {
       ++i;
       while (i < n && IsOws(p[i])) ++i;
-      while (i < n && IsBaggageOctet(p[i])) ++i;
+      // The value's rules apply to a property value: '%' only as a %XX
+      // escape. It is kept as written (escaped), not decoded.
+      while (i < n && IsBaggageOctet(p[i])) {
+        if (p[i] == '%' &&
+            (i + 2 >= n || HexValue(p[i + 1], false) < 0 ||
+             HexValue(p[i + 2], false) < 0)) {
+          return "property value has an invalid %-escape";
+        }
+        ++i;
+      }
       while (i < n && IsOws(p[i])) ++i;
     }
     if (i == n) return "";
@@ -265,6 +274,111 @@ std::string Plural(size_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
+// tracestate -----------------------------------------------------------------
+
+bool IsLcAlphaOrDigit(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+bool IsTraceStateKeyChar(char c) {
+  return IsLcAlphaOrDigit(c) || c == '_' || c == '-' || c == '*' ||
+         c == '/' || c == '@';
+}
+
+// chr = %x20 / nblk-chr; nblk-chr = %x21-2B / %x2D-3C / %x3E-7E
+bool IsTraceStateValueChar(char c) {
+  unsigned char u = static_cast<unsigned char>(c);
+  return u >= 0x20 && u <= 0x7e && c != ',' && c != '=';
+}
+
+// "" when `key` matches the key grammar, else what is wrong.
+std::string CheckTraceStateKey(std::string_view key) {
+  if (key.empty()) return "empty key";
+  if (key.size() > kMaxTraceStateKey) {
+    return "key longer than 256 characters";
+  }
+  if (!IsLcAlphaOrDigit(key[0])) {
+    return "key starts with " + Describe(key[0]);
+  }
+  for (char c : key) {
+    if (!IsTraceStateKeyChar(c)) return "key has " + Describe(c);
+  }
+  return "";
+}
+
+// "" when `value` matches the value grammar, else what is wrong.
+std::string CheckTraceStateValue(std::string_view value) {
+  if (value.empty()) return "empty value";
+  if (value.size() > kMaxTraceStateValue) {
+    return "value longer than 256 characters";
+  }
+  for (char c : value) {
+    if (!IsTraceStateValueChar(c)) return "value has " + Describe(c);
+  }
+  if (value.back() == ' ') return "value ends with a space";
+  return "";
+}
+
+size_t TraceStateEntrySize(const TraceStateEntry& e) {
+  return e.key.size() + 1 + e.value.size();
+}
+
+struct Truncation {
+  size_t removed = 0;
+  size_t removed_large = 0;
+};
+
+// Removes whole entries until `entries` formats to at most
+// kMaxTraceStateBytes: first those longer than kLargeTraceStateEntry,
+// right-most first, then any, from the end. Linear.
+Truncation TruncateTraceState(std::vector<TraceStateEntry>& entries) {
+  Truncation t;
+  size_t total = 0;
+  for (const TraceStateEntry& e : entries) total += TraceStateEntrySize(e) + 1;
+  if (total > 0) --total;  // n - 1 commas
+  if (total <= kMaxTraceStateBytes) return t;
+  std::vector<bool> removed(entries.size(), false);
+  size_t kept = entries.size();
+  auto remove = [&](size_t i) {
+    removed[i] = true;
+    --kept;
+    total -= TraceStateEntrySize(entries[i]) + (kept == 0 ? 0 : 1);
+    ++t.removed;
+  };
+  for (size_t i = entries.size(); i-- > 0 && total > kMaxTraceStateBytes;) {
+    if (TraceStateEntrySize(entries[i]) > kLargeTraceStateEntry) {
+      remove(i);
+      ++t.removed_large;
+    }
+  }
+  for (size_t i = entries.size(); i-- > 0 && total > kMaxTraceStateBytes;) {
+    if (!removed[i]) remove(i);
+  }
+  size_t out = 0;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (removed[i]) continue;
+    if (out != i) entries[out] = std::move(entries[i]);
+    ++out;
+  }
+  entries.resize(out);
+  return t;
+}
+
+std::string DescribeTruncation(const Truncation& t) {
+  return "truncated to 512 bytes (" +
+         Plural(t.removed, "entry", "entries") + " removed, " +
+         std::to_string(t.removed_large) + " of them longer than 128 " +
+         "characters)";
+}
+
+bool HasKey(const std::vector<TraceStateEntry>& entries,
+            std::string_view key) {
+  for (const TraceStateEntry& e : entries) {
+    if (e.key == key) return true;
+  }
+  return false;
+}
+
 std::mt19937_64& ThreadGenerator() {
   thread_local std::mt19937_64 gen;
   thread_local pid_t seeded_in = 0;
@@ -381,6 +495,106 @@ std::string FormatTraceParent(const TraceParent& tp) {
 std::array<uint8_t, 16> NewTraceId() { return internal::RandomNonZero<16>(); }
 
 std::array<uint8_t, 8> NewParentId() { return internal::RandomNonZero<8>(); }
+
+TraceParent StartTrace(bool sampled) {
+  TraceParent tp;
+  tp.trace_id = NewTraceId();
+  tp.parent_id = NewParentId();
+  tp.flags = static_cast<uint8_t>(kRandomTraceIdFlag |
+                                  (sampled ? kSampledFlag : 0));
+  return tp;
+}
+
+TraceParent ContinueTrace(const TraceParent& incoming) {
+  TraceParent tp;
+  tp.trace_id = incoming.trace_id;
+  tp.parent_id = NewParentId();
+  tp.flags = static_cast<uint8_t>(incoming.flags & kKnownFlags);
+  return tp;
+}
+
+std::optional<std::vector<TraceStateEntry>> ParseTraceState(
+    const std::vector<std::string_view>& fields, std::string* warning) {
+  std::vector<TraceStateEntry> entries;
+  size_t member_index = 0;
+  size_t duplicates = 0;
+  std::string first_duplicate;
+  for (std::string_view field : fields) {
+    size_t pos = 0;
+    while (pos <= field.size()) {
+      size_t comma = field.find(',', pos);
+      if (comma == std::string_view::npos) comma = field.size();
+      std::string_view member =
+          internal::TrimOws(field.substr(pos, comma - pos));
+      pos = comma + 1;
+      if (member.empty()) continue;  // empty and OWS-only members are allowed
+      ++member_index;
+      auto reject = [&](const std::string& why)
+          -> std::optional<std::vector<TraceStateEntry>> {
+        if (warning != nullptr) *warning = "tracestate: discarded (" + why + ")";
+        return std::nullopt;
+      };
+      if (member_index > kMaxTraceStateEntries) {
+        return reject("more than 32 list-members");
+      }
+      const std::string where = "member " + std::to_string(member_index) + ", ";
+      size_t eq = member.find('=');
+      if (eq == std::string_view::npos) return reject(where + "no '='");
+      std::string_view key = member.substr(0, eq);
+      std::string_view value = member.substr(eq + 1);
+      std::string why = internal::CheckTraceStateKey(key);
+      if (why.empty()) why = internal::CheckTraceStateValue(value);
+      if (!why.empty()) return reject(where + why);
+      if (internal::HasKey(entries, key)) {
+        if (duplicates++ == 0) first_duplicate = where + std::string(key);
+        continue;
+      }
+      entries.push_back({std::string(key), std::string(value)});
+    }
+  }
+  internal::Truncation t = internal::TruncateTraceState(entries);
+  if (warning != nullptr && (duplicates > 0 || t.removed > 0)) {
+    std::string w = "tracestate: ";
+    if (duplicates > 0) {
+      w += "dropped " +
+           internal::Plural(duplicates, "duplicate key", "duplicate keys") +
+           " (first: " + first_duplicate + ")";
+    }
+    if (t.removed > 0) {
+      if (duplicates > 0) w += ", ";
+      w += internal::DescribeTruncation(t);
+    }
+    *warning = std::move(w);
+  }
+  return entries;
+}
+
+std::optional<std::vector<TraceStateEntry>> ParseTraceState(
+    std::string_view header, std::string* warning) {
+  return ParseTraceState(std::vector<std::string_view>{header}, warning);
+}
+
+std::string FormatTraceState(const std::vector<TraceStateEntry>& entries) {
+  std::vector<TraceStateEntry> kept;
+  for (const TraceStateEntry& e : entries) {
+    if (kept.size() == kMaxTraceStateEntries) break;
+    if (!internal::CheckTraceStateKey(e.key).empty() ||
+        !internal::CheckTraceStateValue(e.value).empty() ||
+        internal::HasKey(kept, e.key)) {
+      continue;
+    }
+    kept.push_back(e);
+  }
+  internal::TruncateTraceState(kept);
+  std::string out;
+  for (const TraceStateEntry& e : kept) {
+    if (!out.empty()) out += ',';
+    out += e.key;
+    out += '=';
+    out += e.value;
+  }
+  return out;
+}
 
 std::vector<BaggageEntry> ParseBaggage(std::string_view header,
                                        std::string* warning) {

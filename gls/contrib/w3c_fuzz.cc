@@ -1,11 +1,18 @@
 // gls/contrib/w3c_fuzz.cc: libFuzzer target for gls/contrib/w3c.h. Feeds
-// every input to ParseTraceParent and ParseBaggage and aborts when one of the
-// header's guarantees does not hold:
+// every input to ParseTraceParent, ParseTraceState (as one field, and split
+// at '\n' into several) and ParseBaggage and aborts when one of the header's
+// guarantees does not hold:
 //   * a rejected traceparent comes with a one-line "traceparent: ..."
 //     warning; an accepted one has non-zero ids, a version other than ff, and
 //     leaves the warning alone;
 //   * FormatTraceParent of an accepted value is 55 characters and parses back
 //     to the same fields (version 00), and formats again to the same text;
+//   * a rejected tracestate comes with a one-line "tracestate: ..." warning;
+//     an accepted one has at most 32 entries, distinct keys and values that
+//     match the grammar (checked here by a second implementation), formats
+//     to at most 512 bytes and to exactly the entries kept (parses back to
+//     them, without a warning), formats again to the same text, and is what
+//     the fields joined with ',' parse to;
 //   * ParseBaggage keeps at most kMaxBaggageEntries entries with token keys;
 //     its warning, if any, is one "baggage: ..." line;
 //   * FormatBaggage of what was kept is at most kMaxBaggageBytes, writes
@@ -18,6 +25,7 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gls/contrib/w3c.h"
 
@@ -25,6 +33,7 @@ namespace {
 
 using gls::w3c::BaggageEntry;
 using gls::w3c::TraceParent;
+using gls::w3c::TraceStateEntry;
 
 [[noreturn]] void Fail(const char* what, std::string_view detail) {
   std::fprintf(stderr, "w3c_fuzz: invariant violated: %s\n  %.*s\n", what,
@@ -116,6 +125,78 @@ void CheckTraceParent(std::string_view input) {
         "traceparent formats differently the second time", formatted);
 }
 
+bool IsTraceStateKey(std::string_view k) {
+  if (k.empty() || k.size() > 256) return false;
+  auto lc_digit = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+  };
+  if (!lc_digit(k[0])) return false;
+  for (char c : k) {
+    if (!lc_digit(c) && std::string_view("_-*/@").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool IsTraceStateValue(std::string_view v) {
+  if (v.empty() || v.size() > 256 || v.back() == ' ') return false;
+  for (char c : v) {
+    if (c < 0x20 || c > 0x7e || c == ',' || c == '=') return false;
+  }
+  return true;
+}
+
+void CheckTraceState(std::string_view input) {
+  std::vector<std::string_view> fields;
+  for (size_t pos = 0;;) {
+    size_t nl = input.find('\n', pos);
+    fields.push_back(input.substr(pos, nl == std::string_view::npos ? nl : nl - pos));
+    if (nl == std::string_view::npos) break;
+    pos = nl + 1;
+  }
+  const std::string kUntouched = "\x01untouched";
+  std::string warning = kUntouched;
+  std::optional<std::vector<TraceStateEntry>> ts =
+      gls::w3c::ParseTraceState(fields, &warning);
+  std::string joined;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) joined += ',';
+    joined += fields[i];
+  }
+  Check(gls::w3c::ParseTraceState(joined) == ts,
+        "tracestate fields parse differently from their join", joined);
+  Check(fields.size() > 1 || gls::w3c::ParseTraceState(input) == ts,
+        "one-field overload differs");
+  if (!ts) {
+    Check(IsOneLine(warning, "tracestate: "),
+          "rejected tracestate without a one-line warning", warning);
+    return;
+  }
+  Check(warning == kUntouched || IsOneLine(warning, "tracestate: "),
+        "tracestate warning is not one 'tracestate: ' line", warning);
+  Check(ts->size() <= gls::w3c::kMaxTraceStateEntries, "too many entries");
+  for (size_t i = 0; i < ts->size(); ++i) {
+    const TraceStateEntry& e = (*ts)[i];
+    Check(IsTraceStateKey(e.key), "bad tracestate key kept", e.key);
+    Check(IsTraceStateValue(e.value), "bad tracestate value kept", e.value);
+    for (size_t k = 0; k < i; ++k) {
+      Check((*ts)[k].key != e.key, "duplicate tracestate key kept", e.key);
+    }
+  }
+  std::string formatted = gls::w3c::FormatTraceState(*ts);
+  Check(formatted.size() <= gls::w3c::kMaxTraceStateBytes,
+        "formatted tracestate exceeds 512 bytes", formatted);
+  std::string warning2 = kUntouched;
+  std::optional<std::vector<TraceStateEntry>> again =
+      gls::w3c::ParseTraceState(formatted, &warning2);
+  Check(warning2 == kUntouched, "formatted tracestate parses with a warning",
+        warning2);
+  Check(again == ts, "tracestate round trip changed the entries", formatted);
+  Check(gls::w3c::FormatTraceState(*again) == formatted,
+        "tracestate formats differently the second time", formatted);
+}
+
 void CheckBaggage(std::string_view input) {
   const std::string kUntouched = "\x01untouched";
   std::string warning = kUntouched;
@@ -149,6 +230,7 @@ void CheckBaggage(std::string_view input) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
   CheckTraceParent(input);
+  CheckTraceState(input);
   CheckBaggage(input);
   return 0;
 }

@@ -1,6 +1,7 @@
-// Tests of gls/contrib/w3c.h: table-driven traceparent and baggage parsing
-// (valid and bad input, with the warnings' texts), the baggage limits,
-// formatting, round trips, random ids, and hostile headers.
+// Tests of gls/contrib/w3c.h: table-driven traceparent, tracestate and
+// baggage parsing (valid and bad input, with the warnings' texts), the
+// tracestate and baggage limits, tracestate truncation, the Level 2 random
+// trace-id flag, formatting, round trips, random ids, and hostile headers.
 #include "gls/contrib/w3c.h"
 
 #include <set>
@@ -286,8 +287,15 @@ std::vector<BaggageCase> BaggageCases() {
       {"properties kept raw", "a=1;p1;p2=v", {{"a", "1", "p1;p2=v"}}, ""},
       {"OWS around properties", "a=1 ; p = v ;\tq", {{"a", "1", "p = v ;\tq"}},
        ""},
-      {"property value with '%' kept raw", "a=1;p=%ZZ", {{"a", "1", "p=%ZZ"}},
-       ""},
+      {"property value escapes kept as written, not decoded",
+       "a=1;p=%41%2c;q=x%2", {},
+       "baggage: dropped 1 malformed entry (first: member 1, property value "
+       "has an invalid %-escape)"},
+      {"property value with valid escapes kept escaped", "a=1;p=%41%2c;q",
+       {{"a", "1", "p=%41%2c;q"}}, ""},
+      {"property value with a bad escape", "a=1;p=%ZZ", {},
+       "baggage: dropped 1 malformed entry (first: member 1, property value "
+       "has an invalid %-escape)"},
       {"empty members skipped", ",a=1,,b=2,", {{"a", "1", ""}, {"b", "2", ""}},
        ""},
       {"empty header", "", {}, ""},
@@ -575,6 +583,352 @@ TEST(HostileTest, MegabyteTraceParents) {
   EXPECT_TRUE(ParseTraceParent(future).has_value());
   EXPECT_FALSE(ParseTraceParent(std::string(kMegabyte, ' ') + "00", &warning));
   EXPECT_EQ(warning, "traceparent: version 00 needs exactly 55 characters, got 2");
+}
+
+// ---------------------------------------------------------------------------
+// Trace Context Level 2: the random trace-id flag
+
+TEST(TraceFlagsTest, StartTraceSetsTheRandomFlag) {
+  TraceParent sampled = StartTrace();
+  EXPECT_EQ(sampled.flags, kSampledFlag | kRandomTraceIdFlag);
+  EXPECT_TRUE(sampled.random_trace_id());
+  EXPECT_TRUE(sampled.sampled());
+  EXPECT_NE(sampled.TraceIdHex(), kZeros32);
+  EXPECT_NE(sampled.ParentIdHex(), kZeros16);
+  TraceParent not_sampled = StartTrace(/*sampled=*/false);
+  EXPECT_EQ(not_sampled.flags, kRandomTraceIdFlag);
+  EXPECT_NE(not_sampled.trace_id, sampled.trace_id);
+  EXPECT_EQ(FormatTraceParent(sampled).substr(52), "-03");
+}
+
+TEST(TraceFlagsTest, ContinueTraceKeepsKnownFlagsAndClearsTheRest) {
+  struct Row {
+    std::string flags;
+    uint8_t want;
+  };
+  for (const Row& row : {Row{"00", 0x00}, Row{"01", 0x01}, Row{"02", 0x02},
+                         Row{"03", 0x03}, Row{"ff", 0x03}, Row{"fc", 0x00},
+                         Row{"06", 0x02}}) {
+    SCOPED_TRACE(row.flags);
+    std::optional<TraceParent> in =
+        ParseTraceParent(Tp("cc", kTrace, kParent, row.flags) + "-future");
+    ASSERT_TRUE(in.has_value());
+    TraceParent out = ContinueTrace(*in);
+    EXPECT_EQ(out.version, 0);
+    EXPECT_EQ(out.TraceIdHex(), kTrace);
+    EXPECT_NE(out.ParentIdHex(), kParent);
+    EXPECT_EQ(out.flags, row.want);
+    EXPECT_EQ(out.random_trace_id(), (row.want & 0x02) != 0);
+    EXPECT_EQ(FormatTraceParent(out).substr(0, 36),
+              "00-" + std::string(kTrace) + "-");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// tracestate
+
+using TS = std::vector<TraceStateEntry>;
+
+// "k1=1,k2=1,...,k<n>=1"
+std::string Repeat(int n) {
+  std::string s;
+  for (int i = 1; i <= n; ++i) s += (i > 1 ? "," : "") + ("k" + std::to_string(i)) + "=1";
+  return s;
+}
+
+struct TraceStateCase {
+  const char* name;  // what the row checks
+  std::vector<std::string> fields;
+  std::optional<TS> want;  // nullopt: discarded
+  std::string warning;     // "" = none (left untouched)
+};
+
+// Every character the value grammar allows, starting with a space.
+std::string AllValueChars() {
+  std::string v;
+  for (int c = 0x20; c <= 0x7e; ++c) {
+    if (c != ',' && c != '=') v += static_cast<char>(c);
+  }
+  return v;
+}
+
+std::vector<TraceStateCase> TraceStateCases() {
+  const std::string key_chars = "abcdefghijklmnopqrstuvwxyz0123456789_-*/";
+  return {
+      // Valid.
+      {"one member", {"congo=t61rcWkgMzE"}, TS{{"congo", "t61rcWkgMzE"}}, ""},
+      {"two members, order kept", {"rojo=00f067aa0ba902b7,congo=t61"},
+       TS{{"rojo", "00f067aa0ba902b7"}, {"congo", "t61"}}, ""},
+      {"multi-tenant key", {"tenant@vendor=1"}, TS{{"tenant@vendor", "1"}}, ""},
+      {"key starting with a digit", {"0x=1,9@a=2"},
+       TS{{"0x", "1"}, {"9@a", "2"}}, ""},
+      {"every key character", {key_chars + "=1," + key_chars + "@a-z0-9_-*/=2"},
+       TS{{key_chars, "1"}, {key_chars + "@a-z0-9_-*/", "2"}}, ""},
+      {"'@' at the end, twice, or several times", {"foo@=1,foo@@bar=2,a@b@c=3"},
+       TS{{"foo@", "1"}, {"foo@@bar", "2"}, {"a@b@c", "3"}}, ""},
+      {"every value character, leading space kept",
+       {"k=" + AllValueChars()}, TS{{"k", AllValueChars()}}, ""},
+      {"leading spaces of a value kept", {"k=  x"}, TS{{"k", "  x"}}, ""},
+      {"256-character key", {std::string(256, 'z') + "=1"},
+       TS{{std::string(256, 'z'), "1"}}, ""},
+      {"256-character value", {"k=" + std::string(256, 'v')},
+       TS{{"k", std::string(256, 'v')}}, ""},
+      {"OWS around members", {"foo=1 \t , \t bar=2, \t baz=3\t "},
+       TS{{"foo", "1"}, {"bar", "2"}, {"baz", "3"}}, ""},
+      {"trailing spaces are OWS, not value", {"foo=1   "}, TS{{"foo", "1"}},
+       ""},
+      {"empty and whitespace-only members skipped", {",foo=1,, \t ,bar=2,"},
+       TS{{"foo", "1"}, {"bar", "2"}}, ""},
+      {"empty header", {""}, TS{}, ""},
+      {"no fields", {}, TS{}, ""},
+      {"whitespace-only header", {" \t "}, TS{}, ""},
+      {"several fields combined in order",
+       {"foo=1,bar=2", "rojo=1,congo=2", "baz=3"},
+       TS{{"foo", "1"}, {"bar", "2"}, {"rojo", "1"}, {"congo", "2"},
+          {"baz", "3"}},
+       ""},
+      {"empty fields among others", {"", "foo=1", ""}, TS{{"foo", "1"}}, ""},
+      {"32 members across fields",
+       {"k1=1,k2=2,k3=3,k4=4,k5=5,k6=6,k7=7,k8=8,k9=9,k10=10",
+        "k11=1,k12=2,k13=3,k14=4,k15=5,k16=6,k17=7,k18=8,k19=9,k20=10",
+        "k21=1,k22=2,k23=3,k24=4,k25=5,k26=6,k27=7,k28=8,k29=9,k30=10",
+        "k31=1,k32=2"},
+       std::nullopt, "(checked by size below)"},
+      {"duplicate key: the first kept", {"foo=1,bar=2,foo=3"},
+       TS{{"foo", "1"}, {"bar", "2"}},
+       "tracestate: dropped 1 duplicate key (first: member 3, foo)"},
+      {"duplicate keys across fields", {"foo=1", "foo=2", "foo=1"},
+       TS{{"foo", "1"}},
+       "tracestate: dropped 2 duplicate keys (first: member 2, foo)"},
+
+      // Discarded whole.
+      {"33 members", {Repeat(33)}, std::nullopt,
+       "tracestate: discarded (more than 32 list-members)"},
+      {"33 members across fields", {Repeat(20), Repeat(13)}, std::nullopt,
+       "tracestate: discarded (more than 32 list-members)"},
+      {"no '='", {"foo"}, std::nullopt,
+       "tracestate: discarded (member 1, no '=')"},
+      {"space before '='", {"foo =1"}, std::nullopt,
+       "tracestate: discarded (member 1, key has a space)"},
+      {"uppercase key", {"FOO=1"}, std::nullopt,
+       "tracestate: discarded (member 1, key starts with 'F')"},
+      {"'.' in a key", {"bar=1,foo.bar=1"}, std::nullopt,
+       "tracestate: discarded (member 2, key has '.')"},
+      {"key starting with '@'", {"@foo=1,bar=2"}, std::nullopt,
+       "tracestate: discarded (member 1, key starts with '@')"},
+      {"key starting with '_'", {"_a=1"}, std::nullopt,
+       "tracestate: discarded (member 1, key starts with '_')"},
+      {"empty key", {"=1"}, std::nullopt,
+       "tracestate: discarded (member 1, empty key)"},
+      {"257-character key", {"foo=1", std::string(257, 'z') + "=1"},
+       std::nullopt,
+       "tracestate: discarded (member 2, key longer than 256 characters)"},
+      {"257-character value", {"k=" + std::string(257, 'v')}, std::nullopt,
+       "tracestate: discarded (member 1, value longer than 256 characters)"},
+      {"'=' in a value", {"foo=bar=baz"}, std::nullopt,
+       "tracestate: discarded (member 1, value has '=')"},
+      {"empty value", {"foo=,bar=3"}, std::nullopt,
+       "tracestate: discarded (member 1, empty value)"},
+      {"value of spaces only", {"foo=   "}, std::nullopt,
+       "tracestate: discarded (member 1, empty value)"},
+      {"tab inside a value", {"foo=a\tb"}, std::nullopt,
+       "tracestate: discarded (member 1, value has \\x09)"},
+      {"tab leading a value", {"foo=\tb"}, std::nullopt,
+       "tracestate: discarded (member 1, value has \\x09)"},
+      {"non-ASCII value", {"foo=\xC3\xA9"}, std::nullopt,
+       "tracestate: discarded (member 1, value has \\xC3)"},
+      {"NUL in a value", {"foo=a\0b"s}, std::nullopt,
+       "tracestate: discarded (member 1, value has \\x00)"},
+      {"DEL in a value", {"foo=a\x7f"}, std::nullopt,
+       "tracestate: discarded (member 1, value has \\x7F)"},
+      {"bad member in a later field", {"foo=1", "bar"}, std::nullopt,
+       "tracestate: discarded (member 2, no '=')"},
+  };
+}
+
+std::vector<std::string_view> Views(const std::vector<std::string>& fields) {
+  return {fields.begin(), fields.end()};
+}
+
+TEST(TraceStateTest, Table) {
+  std::vector<TraceStateCase> cases = TraceStateCases();
+  ASSERT_GE(cases.size(), 40u);
+  for (const TraceStateCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::string warning = "untouched";
+    std::optional<TS> got = ParseTraceState(Views(c.fields), &warning);
+    if (c.warning == "(checked by size below)") {
+      ASSERT_TRUE(got.has_value()) << warning;
+      EXPECT_EQ(got->size(), 32u);
+      EXPECT_EQ(got->front(), (TraceStateEntry{"k1", "1"}));
+      EXPECT_EQ(got->back(), (TraceStateEntry{"k32", "2"}));
+      EXPECT_EQ(warning, "untouched");
+      continue;
+    }
+    EXPECT_EQ(got, c.want);
+    EXPECT_EQ(warning, c.warning.empty() ? "untouched" : c.warning);
+    EXPECT_EQ(ParseTraceState(Views(c.fields)), got);
+    if (c.fields.size() == 1) EXPECT_EQ(ParseTraceState(c.fields[0]), got);
+    // Fields are combined as joined with ','.
+    std::string joined;
+    for (size_t i = 0; i < c.fields.size(); ++i) {
+      joined += (i ? "," : "") + c.fields[i];
+    }
+    EXPECT_EQ(ParseTraceState(joined), got);
+  }
+}
+
+TEST(TraceStateTest, RoundTripsEveryAcceptedRow) {
+  for (const TraceStateCase& c : TraceStateCases()) {
+    SCOPED_TRACE(c.name);
+    std::optional<TS> parsed = ParseTraceState(Views(c.fields));
+    if (!parsed) continue;
+    std::string formatted = FormatTraceState(*parsed);
+    EXPECT_LE(formatted.size(), kMaxTraceStateBytes);
+    std::string warning = "untouched";
+    EXPECT_EQ(ParseTraceState(formatted, &warning), parsed) << formatted;
+    EXPECT_EQ(warning, "untouched");
+    EXPECT_EQ(FormatTraceState(*ParseTraceState(formatted)), formatted);
+  }
+}
+
+TEST(TraceStateTest, FormatWritesNoWhitespaceAndLeavesOutWhatWouldNotParse) {
+  EXPECT_EQ(FormatTraceState({{"rojo", "00f067aa0ba902b7"}, {"congo", " t61"}}),
+            "rojo=00f067aa0ba902b7,congo= t61");
+  EXPECT_EQ(FormatTraceState({}), "");
+  EXPECT_EQ(FormatTraceState({{"Bad", "1"},
+                              {"ok", "1"},
+                              {"a", ""},
+                              {"b", "x,y"},
+                              {"c", "x "},
+                              {"ok", "2"},
+                              {"@x", "1"},
+                              {std::string(257, 'k'), "1"},
+                              {"ok2", "2"}}),
+            "ok=1,ok2=2");
+}
+
+TEST(TraceStateTest, FormatKeepsTheFirst32Entries) {
+  TS many;
+  for (int i = 0; i < 40; ++i) many.push_back({"k" + std::to_string(i), "v"});
+  std::string formatted = FormatTraceState(many);
+  std::optional<TS> back = ParseTraceState(formatted);
+  ASSERT_TRUE(back.has_value());
+  ASSERT_EQ(back->size(), 32u);
+  EXPECT_EQ(back->back().key, "k31");
+}
+
+// Entry "k<i>=" + value of `size` characters in all: key + '=' + value.
+TraceStateEntry Sized(int i, size_t size) {
+  std::string key = "k" + std::to_string(i);
+  return {key, std::string(size - key.size() - 1, 'v')};
+}
+
+std::string Joined(const TS& entries) {
+  std::string s;
+  for (const TraceStateEntry& e : entries) {
+    s += (s.empty() ? "" : ",") + e.key + "=" + e.value;
+  }
+  return s;
+}
+
+TEST(TraceStateLimitsTest, Exactly512BytesAreKept) {
+  // 4 entries of 127 characters + 3 commas + ... = 512 exactly.
+  TS entries = {Sized(1, 127), Sized(2, 127), Sized(3, 127), Sized(4, 128)};
+  std::string header = Joined(entries);
+  ASSERT_EQ(header.size(), 512u);
+  std::string warning = "untouched";
+  EXPECT_EQ(ParseTraceState(header, &warning), entries);
+  EXPECT_EQ(warning, "untouched");
+  EXPECT_EQ(FormatTraceState(entries), header);
+}
+
+TEST(TraceStateLimitsTest, EntriesLongerThan128GoFirst) {
+  // 513 bytes: one entry must go. The one longer than 128 characters goes,
+  // though it is not at the end.
+  TS entries = {Sized(1, 100), Sized(2, 200), Sized(3, 100), Sized(4, 110)};
+  std::string header = Joined(entries);
+  ASSERT_EQ(header.size(), 513u);
+  std::string warning;
+  std::optional<TS> got = ParseTraceState(header, &warning);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, (TS{Sized(1, 100), Sized(3, 100), Sized(4, 110)}));
+  EXPECT_EQ(warning,
+            "tracestate: truncated to 512 bytes (1 entry removed, 1 of them "
+            "longer than 128 characters)");
+  EXPECT_EQ(FormatTraceState(entries), Joined(*got));
+}
+
+TEST(TraceStateLimitsTest, LargeEntriesGoRightMostFirst) {
+  // 3 * 129 + 250 + 3 = 640: removing the right-most large one (250) is
+  // enough; the other three stay.
+  TS entries = {Sized(1, 129), Sized(2, 129), Sized(3, 129), Sized(4, 250)};
+  std::optional<TS> got = ParseTraceState(Joined(entries));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, (TS{Sized(1, 129), Sized(2, 129), Sized(3, 129)}));
+}
+
+TEST(TraceStateLimitsTest, ThenEntriesFromTheEnd) {
+  // 32 small entries of 20 characters: 32 * 21 - 1 = 671 bytes. No entry is
+  // large: remove from the end until it fits: 24 entries = 503 bytes.
+  TS entries;
+  for (int i = 0; i < 32; ++i) entries.push_back(Sized(i, 20));
+  std::string warning;
+  std::optional<TS> got = ParseTraceState(Joined(entries), &warning);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, TS(entries.begin(), entries.begin() + 24));
+  EXPECT_EQ(warning,
+            "tracestate: truncated to 512 bytes (8 entries removed, 0 of them "
+            "longer than 128 characters)");
+  EXPECT_EQ(FormatTraceState(entries), Joined(*got));
+}
+
+TEST(TraceStateLimitsTest, LargeEntriesThenTheEnd) {
+  // Two large entries (250, 200) and 10 small ones of 60 (609 bytes
+  // alone): both large ones go, then small ones from the end.
+  TS entries = {Sized(0, 250)};
+  for (int i = 1; i <= 10; ++i) entries.push_back(Sized(i, 60));
+  entries.push_back(Sized(11, 200));
+  std::string warning;
+  std::optional<TS> got = ParseTraceState(Joined(entries), &warning);
+  ASSERT_TRUE(got.has_value());
+  // 8 small ones: 8 * 61 - 1 = 487 bytes; 9 would be 548.
+  EXPECT_EQ(*got, TS(entries.begin() + 1, entries.begin() + 9));
+  EXPECT_EQ(warning,
+            "tracestate: truncated to 512 bytes (4 entries removed, 2 of them "
+            "longer than 128 characters)");
+}
+
+TEST(TraceStateLimitsTest, DuplicatesAndTruncationMakeOneLine) {
+  TS entries;
+  for (int i = 0; i < 30; ++i) entries.push_back(Sized(i, 20));
+  std::string warning;
+  ParseTraceState(Joined(entries) + ",k0=x", &warning);
+  EXPECT_EQ(warning,
+            "tracestate: dropped 1 duplicate key (first: member 31, k0), "
+            "truncated to 512 bytes (6 entries removed, 0 of them longer "
+            "than 128 characters)");
+  EXPECT_EQ(warning.find('\n'), std::string::npos);
+}
+
+TEST(TraceStateTest, HostileInput) {
+  std::string warning;
+  EXPECT_EQ(ParseTraceState(std::string(kMegabyte, ','), &warning), TS{});
+  EXPECT_FALSE(ParseTraceState(std::string(kMegabyte, 'a'), &warning));
+  EXPECT_EQ(warning, "tracestate: discarded (member 1, no '=')");
+  EXPECT_FALSE(ParseTraceState(std::string(kMegabyte, '='), &warning));
+  EXPECT_EQ(warning, "tracestate: discarded (member 1, empty key)");
+  EXPECT_FALSE(ParseTraceState("a=" + std::string(kMegabyte, 'v'), &warning));
+  EXPECT_EQ(warning,
+            "tracestate: discarded (member 1, value longer than 256 "
+            "characters)");
+  std::string many;
+  while (many.size() < kMegabyte) many += "a=1,";
+  EXPECT_FALSE(ParseTraceState(many, &warning));
+  EXPECT_EQ(warning, "tracestate: discarded (more than 32 list-members)");
+  EXPECT_FALSE(ParseTraceState(std::string(kMegabyte, '\0'), &warning));
+  std::vector<std::string_view> empty_fields(100000, "");
+  EXPECT_EQ(ParseTraceState(empty_fields), TS{});
 }
 
 }  // namespace
