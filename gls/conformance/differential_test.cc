@@ -79,12 +79,8 @@ void ReportFailure(const Case& c, const RunSetup& setup, uint64_t run_seed,
     return RunProgram(world, candidate).divergence_count > 0;
   };
   // Everything after the top-level op that diverged first can go at once.
-  Program start = program;
-  if (result.first_divergence_top_level >= 0) {
-    Program prefix = program;
-    prefix.ops.resize(result.first_divergence_top_level + 1);
-    if (fails(prefix)) start = prefix;
-  }
+  const Program start = MinimizationStart(
+      program, &Program::ops, result.first_divergence_top_level, fails);
   if (!fails(start)) {
     out << "The program does not fail when run alone (a timing-dependent "
            "divergence); not minimized. "

@@ -128,6 +128,20 @@ bool DeltaDebug(const std::function<int()>& size,
                 const std::function<bool()>& left,
                 const std::function<bool(int, int)>& try_drop);
 
+// MinimizationStart(program, items, first, fails): where minimizing a failing
+// program starts: `program` without the top-level items (`items`:
+// &Program::ops or &Program::steps) after item `first`, the one during which
+// its first divergence happened, if `fails` says that still fails; else
+// `program` (also when `first` is -1: not known).
+template <typename Program, typename Items, typename Fails>
+Program MinimizationStart(const Program& program, Items Program::*items,
+                          int first, const Fails& fails) {
+  if (first < 0) return program;
+  Program prefix = program;
+  (prefix.*items).resize(first + 1);
+  return fails(prefix) ? prefix : program;
+}
+
 // FailsInMostOf3(run): a divergence that needs a particular interleaving may
 // not show on every run. True if most of 3 calls of `run` (each true when
 // that run diverged) fail, stopping once that is decided: accepting one

@@ -102,12 +102,8 @@ void ReportFailure(const Case& c, Runtime& runtime, uint64_t run_seed,
   };
   // Requests after the one where the first divergence was found can go at
   // once (if it still fails without them).
-  Program start = program;
-  if (result.first_divergence_top_level >= 0) {
-    Program prefix = program;
-    prefix.steps.resize(result.first_divergence_top_level + 1);
-    if (fails(prefix)) start = prefix;
-  }
+  const Program start = MinimizationStart(
+      program, &Program::steps, result.first_divergence_top_level, fails);
   if (!fails(start)) {
     out << "The program does not fail when run alone (in most of 3 runs); "
            "not minimized. "
