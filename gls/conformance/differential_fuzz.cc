@@ -19,7 +19,6 @@
 // Build and run only under --config=fuzz (tools/fuzz.bazelrc):
 //   bazel --output_base="$HOME/.cache/gls_fuzz" run --config=fuzz \
 //     //gls/conformance:differential_fuzz -- -max_total_time=60 "$(mktemp -d)"
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -28,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "gls/conformance/harness.h"
 #include "gls/conformance/interpreter.h"
 #include "gls/conformance/program.h"
 #include "strategies/goid/goid_strategy.h"
@@ -38,6 +38,9 @@ namespace {
 
 using gls::conformance::CountOps;
 using gls::conformance::DecodeProgram;
+using gls::conformance::FuzzCases;
+using gls::conformance::FuzzTotals;
+using gls::conformance::MakeRunSetup;
 using gls::conformance::Minimize;
 using gls::conformance::Print;
 using gls::conformance::Program;
@@ -46,53 +49,26 @@ using gls::conformance::RunProgram;
 using gls::conformance::RunSetup;
 using gls::conformance::World;
 
+// The totals each case counts (FuzzTotals' labels, in this order).
+enum Total { kPrograms, kOps, kReads, kThreads, kFibers };
+
 struct Case {
   const char* name;
   std::vector<const gls::Strategy*> strategies;
-  bool fibers;
-  bool register_fiber_stacks;
   World* worlds[2];  // [unregister]; never destroyed
   // Totals, printed at exit.
-  std::atomic<int64_t> programs{0};
-  std::atomic<int64_t> ops{0};
-  std::atomic<int64_t> reads{0};
-  std::atomic<int64_t> threads{0};
-  std::atomic<int64_t> fibers_run{0};
+  FuzzTotals totals{
+      {"programs", "ops executed", "values compared", "threads", "fibers"}};
 };
-
-std::vector<Case*>& Cases() {
-  static auto* cases = new std::vector<Case*>;  // never destroyed
-  return *cases;
-}
-
-void PrintTotals() {
-  for (const Case* c : Cases()) {
-    std::fprintf(stderr,
-                 "differential_fuzz %s: programs %lld, ops executed %lld, "
-                 "values compared %lld, threads %lld, fibers %lld, "
-                 "divergences 0\n",
-                 c->name, static_cast<long long>(c->programs.load()),
-                 static_cast<long long>(c->ops.load()),
-                 static_cast<long long>(c->reads.load()),
-                 static_cast<long long>(c->threads.load()),
-                 static_cast<long long>(c->fibers_run.load()));
-  }
-}
 
 void AddCase(const char* name, std::vector<const gls::Strategy*> strategies,
              bool fibers, bool register_fiber_stacks) {
-  Case* c = new Case{name, std::move(strategies), fibers,
-                     register_fiber_stacks, {nullptr, nullptr}};
+  Case* c = new Case{name, std::move(strategies), {nullptr, nullptr}};
   for (int unregister = 0; unregister < 2; ++unregister) {
-    RunSetup setup;
-    setup.strategies = c->strategies;
-    setup.register_fiber_stacks = register_fiber_stacks;
-    setup.options.strategies = static_cast<int>(c->strategies.size());
-    setup.options.fibers = fibers;
-    setup.options.unregister = unregister == 1;
-    c->worlds[unregister] = new World(setup);
+    c->worlds[unregister] = new World(MakeRunSetup(
+        c->strategies, fibers, register_fiber_stacks, unregister == 1));
   }
-  Cases().push_back(c);
+  FuzzCases<Case>().push_back(c);
 }
 
 [[noreturn]] void ReportAndAbort(const Case& c, World& world,
@@ -135,11 +111,8 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
                  gls::StackTagSelfCheck().ToString().c_str());
     std::abort();
   }
-  // libunwind's lazy one-time init, single-threaded (see differential_test).
-  try {
-    throw 1;
-  } catch (int) {
-  }
+  // libunwind's lazy one-time init, single-threaded (harness.h).
+  gls::conformance::WarmUpUnwinder();
   AddCase("thread_local", {&gls::ThreadLocalStrategy()}, false, false);
   AddCase("stack_tag", {&gls::StackTagStrategy()}, true, false);
   AddCase("goid", {&gls::GoidStrategy()}, true, true);
@@ -147,7 +120,9 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
           {&gls::ThreadLocalStrategy(), &gls::StackTagStrategy(),
            &gls::GoidStrategy()},
           false, false);
-  std::atexit(PrintTotals);
+  std::atexit([] {
+    gls::conformance::PrintFuzzTotals<Case>("differential_fuzz");
+  });
   return 0;
 }
 
@@ -155,17 +130,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int unregister = size > 0 ? (data[0] & 1) : 0;
   const uint8_t* choices = size > 0 ? data + 1 : data;
   const size_t choices_size = size > 0 ? size - 1 : 0;
-  for (Case* c : Cases()) {
+  for (Case* c : FuzzCases<Case>()) {
     World& world = *c->worlds[unregister];
     const Program program =
         DecodeProgram(choices, choices_size, world.setup().options);
     const ProgramResult result = RunProgram(world, program);
     if (result.divergence_count > 0) ReportAndAbort(*c, world, program, result);
-    c->programs.fetch_add(1, std::memory_order_relaxed);
-    c->ops.fetch_add(result.ops, std::memory_order_relaxed);
-    c->reads.fetch_add(result.reads, std::memory_order_relaxed);
-    c->threads.fetch_add(result.threads, std::memory_order_relaxed);
-    c->fibers_run.fetch_add(result.fibers, std::memory_order_relaxed);
+    c->totals.Add(kPrograms, 1);
+    c->totals.Add(kOps, result.ops);
+    c->totals.Add(kReads, result.reads);
+    c->totals.Add(kThreads, result.threads);
+    c->totals.Add(kFibers, result.fibers);
   }
   return 0;
 }

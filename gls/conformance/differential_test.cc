@@ -23,11 +23,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "gls/conformance/harness.h"
 #include "gls/conformance/interpreter.h"
 #include "gls/conformance/program.h"
 #include "gtest/gtest.h"
@@ -38,32 +38,6 @@
 namespace gls {
 namespace conformance {
 namespace {
-
-uint64_t EnvSeed() {
-  const char* text = std::getenv("GLS_DIFF_SEED");
-  if (text == nullptr || *text == '\0') return 1;
-  if (std::string(text) == "random") {
-    std::random_device device;
-    return (uint64_t{device()} << 32) | device();
-  }
-  return std::strtoull(text, nullptr, 0);
-}
-
-int64_t EnvInt(const char* name, int64_t fallback) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return fallback;
-  return std::strtoll(text, nullptr, 0);
-}
-
-// A program's own seed, from the run's seed and where it runs.
-uint64_t Mix(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
-  uint64_t x = seed ^ (a * 0x9e3779b97f4a7c15ULL) ^ (b * 0xbf58476d1ce4e5b9ULL) ^
-               (c * 0x94d049bb133111ebULL);
-  x ^= x >> 31;
-  x *= 0xd6e8feb96aa77a69ULL;
-  x ^= x >> 29;
-  return x;
-}
 
 struct Case {
   const char* name;
@@ -105,12 +79,8 @@ void ReportFailure(const Case& c, const RunSetup& setup, uint64_t run_seed,
     return RunProgram(world, candidate).divergence_count > 0;
   };
   // Everything after the top-level op that diverged first can go at once.
-  Program start = program;
-  if (result.first_divergence_top_level >= 0) {
-    Program prefix = program;
-    prefix.ops.resize(result.first_divergence_top_level + 1);
-    if (fails(prefix)) start = prefix;
-  }
+  const Program start = MinimizationStart(
+      program, &Program::ops, result.first_divergence_top_level, fails);
   if (!fails(start)) {
     out << "The program does not fail when run alone (a timing-dependent "
            "divergence); not minimized. "
@@ -129,15 +99,9 @@ void ReportFailure(const Case& c, const RunSetup& setup, uint64_t run_seed,
 }
 
 void RunCase(const Case& c) {
-  // The stack_tag strategy links libunwind, whose _Unwind_RaiseException
-  // then unwinds every C++ exception; its lazy one-time init writes a global
-  // signal mask outside its lock, a race TSan reports when the first throws
-  // happen on several threads at once. Throw once here, single-threaded.
-  try {
-    throw c.index;
-  } catch (int) {
-  }
-  const uint64_t seed = EnvSeed();
+  // libunwind's lazy one-time init, single-threaded (harness.h).
+  WarmUpUnwinder();
+  const uint64_t seed = EnvSeed("GLS_DIFF_SEED");
   const int64_t total_ops = EnvInt("GLS_DIFF_OPS", 100000);
   const int threads = static_cast<int>(EnvInt("GLS_DIFF_THREADS", 8));
   const auto start = std::chrono::steady_clock::now();
@@ -146,12 +110,9 @@ void RunCase(const Case& c) {
   // Phase 0: nobody unregisters (gls's "every manager registered"
   // shortcuts); phase 1: with Unregister. 30% / 70% of the ops.
   for (int phase = 0; phase < 2; ++phase) {
-    RunSetup setup;
-    setup.strategies = c.strategies;
-    setup.register_fiber_stacks = c.register_fiber_stacks;
-    setup.options.strategies = static_cast<int>(c.strategies.size());
-    setup.options.fibers = c.fibers;
-    setup.options.unregister = phase == 1;
+    RunSetup setup = MakeRunSetup(c.strategies, c.fibers,
+                                  c.register_fiber_stacks,
+                                  /*unregister=*/phase == 1);
     const int64_t phase_ops = phase == 0 ? total_ops * 3 / 10 : total_ops * 7 / 10;
     // Throws end bodies early, so programs run fewer ops than they hold:
     // rounds of fresh programs until the phase has run its share.

@@ -21,7 +21,6 @@
 //   bazel --output_base="$HOME/.cache/gls_fuzz" run --config=fuzz \
 //     //gls/conformance:integration_differential_fuzz -- \
 //     -max_total_time=60 -len_control=0 -max_len=256 "$(mktemp -d)"
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -32,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "gls/conformance/harness.h"
 #include "gls/conformance/integration_interpreter.h"
 #include "gls/conformance/integration_program.h"
 #include "strategies/goid/goid_strategy.h"
@@ -40,6 +40,8 @@
 
 namespace {
 
+using gls::conformance::FuzzCases;
+using gls::conformance::FuzzTotals;
 using gls::conformance::integration::CountSteps;
 using gls::conformance::integration::DecodeProgram;
 using gls::conformance::integration::Minimize;
@@ -47,62 +49,36 @@ using gls::conformance::integration::Print;
 using gls::conformance::integration::Program;
 using gls::conformance::integration::RunProgram;
 using gls::conformance::integration::RunResult;
+using gls::conformance::integration::MakeRuntimeSetup;
 using gls::conformance::integration::Runtime;
-using gls::conformance::integration::RuntimeSetup;
 
 // Below libFuzzer's -timeout=30: a hang is reported as a divergence with
 // the program, not as libFuzzer's timeout.
 constexpr std::chrono::milliseconds kTimeout(20000);
 
+// The totals each case counts (FuzzTotals' labels, in this order).
+enum Total { kPrograms, kSteps, kWork, kReads, kLines };
+
 struct Case {
   const char* name;
   Runtime* runtime;  // never destroyed
   // Totals, printed at exit.
-  std::atomic<int64_t> programs{0};
-  std::atomic<int64_t> steps{0};
-  std::atomic<int64_t> work{0};
-  std::atomic<int64_t> reads{0};
-  std::atomic<int64_t> lines{0};
+  FuzzTotals totals{{"programs", "steps run", "pieces of work",
+                     "values compared", "log lines"}};
 };
-
-std::vector<Case*>& Cases() {
-  static auto* cases = new std::vector<Case*>;  // never destroyed
-  return *cases;
-}
-
-void PrintTotals() {
-  for (const Case* c : Cases()) {
-    std::fprintf(stderr,
-                 "integration_differential_fuzz %s: programs %lld, steps run "
-                 "%lld, pieces of work %lld, values compared %lld, log lines "
-                 "%lld, divergences 0\n",
-                 c->name, static_cast<long long>(c->programs.load()),
-                 static_cast<long long>(c->steps.load()),
-                 static_cast<long long>(c->work.load()),
-                 static_cast<long long>(c->reads.load()),
-                 static_cast<long long>(c->lines.load()));
-  }
-}
 
 void AddCase(const char* name, std::vector<const gls::Strategy*> strategies,
              bool strands_over_wrapper) {
-  RuntimeSetup setup;
-  setup.strategies = std::move(strategies);
-  setup.options.strategies = static_cast<int>(setup.strategies.size());
-  setup.options.strands_over_wrapper = strands_over_wrapper;
-  Case* c = new Case{name, new Runtime(setup)};
-  Cases().push_back(c);
+  Case* c = new Case{name, new Runtime(MakeRuntimeSetup(
+                               std::move(strategies), strands_over_wrapper))};
+  FuzzCases<Case>().push_back(c);
 }
 
 // Most of 3 runs diverge (as the test's minimizer: see FailsAlone there).
 bool Fails(Runtime& runtime, const Program& program) {
-  int failed = 0;
-  for (int run = 0; run < 3; ++run) {
-    if (RunProgram(runtime, program, kTimeout).divergence_count > 0) ++failed;
-    if (failed == 2) return true;
-    if (run - failed == 1) return false;
-  }
-  return false;
+  return gls::conformance::FailsInMostOf3([&] {
+    return RunProgram(runtime, program, kTimeout).divergence_count > 0;
+  });
 }
 
 [[noreturn]] void ReportAndAbort(const Case& c, const Program& program,
@@ -142,11 +118,8 @@ bool Fails(Runtime& runtime, const Program& program) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
-  // libunwind's lazy one-time init, single-threaded (see differential_test).
-  try {
-    throw 1;
-  } catch (int) {
-  }
+  // libunwind's lazy one-time init, single-threaded (harness.h).
+  gls::conformance::WarmUpUnwinder();
   const char* knob = std::getenv("GLS_INTEGRATION_STRANDS_OVER_WRAPPER");
   const bool strands_over_wrapper =
       knob == nullptr || *knob == '\0' || std::atoi(knob) != 0;
@@ -157,34 +130,37 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
           {&gls::ThreadLocalStrategy(), &gls::StackTagStrategy(),
            &gls::GoidStrategy()},
           strands_over_wrapper);
-  std::atexit(PrintTotals);
+  std::atexit([] {
+    gls::conformance::PrintFuzzTotals<Case>("integration_differential_fuzz");
+  });
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The cases run at once, each from its own thread: a program spends most
   // of its time waiting for timers and thread hand-offs.
+  const std::vector<Case*>& cases = FuzzCases<Case>();
   std::vector<Program> programs;
-  for (Case* c : Cases()) {
+  for (Case* c : cases) {
     programs.push_back(DecodeProgram(data, size, c->runtime->setup().options));
   }
-  std::vector<RunResult> results(Cases().size());
+  std::vector<RunResult> results(cases.size());
   std::vector<std::thread> runners;
-  for (size_t i = 0; i < Cases().size(); ++i) {
+  for (size_t i = 0; i < cases.size(); ++i) {
     runners.emplace_back([&, i] {
-      results[i] = RunProgram(*Cases()[i]->runtime, programs[i], kTimeout);
+      results[i] = RunProgram(*cases[i]->runtime, programs[i], kTimeout);
     });
   }
   for (std::thread& t : runners) t.join();
-  for (size_t i = 0; i < Cases().size(); ++i) {
-    Case* c = Cases()[i];
+  for (size_t i = 0; i < cases.size(); ++i) {
+    Case* c = cases[i];
     const RunResult& result = results[i];
     if (result.divergence_count > 0) ReportAndAbort(*c, programs[i], result);
-    c->programs.fetch_add(1, std::memory_order_relaxed);
-    c->steps.fetch_add(result.steps, std::memory_order_relaxed);
-    c->work.fetch_add(result.work, std::memory_order_relaxed);
-    c->reads.fetch_add(result.reads, std::memory_order_relaxed);
-    c->lines.fetch_add(result.lines, std::memory_order_relaxed);
+    c->totals.Add(kPrograms, 1);
+    c->totals.Add(kSteps, result.steps);
+    c->totals.Add(kWork, result.work);
+    c->totals.Add(kReads, result.reads);
+    c->totals.Add(kLines, result.lines);
   }
   return 0;
 }

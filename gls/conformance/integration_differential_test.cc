@@ -34,12 +34,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
-#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "gls/conformance/harness.h"
 #include "gls/conformance/integration_interpreter.h"
 #include "gls/conformance/integration_program.h"
 #include "gtest/gtest.h"
@@ -51,32 +51,6 @@ namespace gls {
 namespace conformance {
 namespace integration {
 namespace {
-
-uint64_t EnvSeed() {
-  const char* text = std::getenv("GLS_INTEGRATION_SEED");
-  if (text == nullptr || *text == '\0') return 1;
-  if (std::string(text) == "random") {
-    std::random_device device;
-    return (uint64_t{device()} << 32) | device();
-  }
-  return std::strtoull(text, nullptr, 0);
-}
-
-int64_t EnvInt(const char* name, int64_t fallback) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return fallback;
-  return std::strtoll(text, nullptr, 0);
-}
-
-// A program's own seed, from the run's seed and where it runs.
-uint64_t Mix(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
-  uint64_t x = seed ^ (a * 0x9e3779b97f4a7c15ULL) ^ (b * 0xbf58476d1ce4e5b9ULL) ^
-               (c * 0x94d049bb133111ebULL);
-  x ^= x >> 31;
-  x *= 0xd6e8feb96aa77a69ULL;
-  x ^= x >> 29;
-  return x;
-}
 
 struct Case {
   const char* name;
@@ -98,17 +72,12 @@ struct Totals {
 constexpr std::chrono::milliseconds kTimeout(120000);
 
 // A divergence that needs a particular interleaving may not show on every
-// run. A candidate counts as failing if most of 3 runs (alone) diverge:
-// accepting one lucky failure would let the minimizer drift towards
-// programs that almost never fail.
+// run: a candidate counts as failing if most of 3 runs (alone) diverge
+// (FailsInMostOf3, harness.h).
 bool FailsAlone(Runtime& runtime, const Program& program) {
-  int failed = 0;
-  for (int run = 0; run < 3; ++run) {
-    if (RunProgram(runtime, program, kTimeout).divergence_count > 0) ++failed;
-    if (failed == 2) return true;
-    if (run - failed == 1) return false;  // two runs passed
-  }
-  return false;
+  return FailsInMostOf3([&] {
+    return RunProgram(runtime, program, kTimeout).divergence_count > 0;
+  });
 }
 
 // Reports a failing program: seed, divergences, and the program minimized.
@@ -133,12 +102,8 @@ void ReportFailure(const Case& c, Runtime& runtime, uint64_t run_seed,
   };
   // Requests after the one where the first divergence was found can go at
   // once (if it still fails without them).
-  Program start = program;
-  if (result.first_divergence_top_level >= 0) {
-    Program prefix = program;
-    prefix.steps.resize(result.first_divergence_top_level + 1);
-    if (fails(prefix)) start = prefix;
-  }
+  const Program start = MinimizationStart(
+      program, &Program::steps, result.first_divergence_top_level, fails);
   if (!fails(start)) {
     out << "The program does not fail when run alone (in most of 3 runs); "
            "not minimized. "
@@ -159,22 +124,16 @@ void ReportFailure(const Case& c, Runtime& runtime, uint64_t run_seed,
 }
 
 void RunCase(const Case& c) {
-  // The stack_tag strategy links libunwind, whose lazy one-time init races
-  // when the first throws happen on several threads at once (see
-  // differential_test.cc): throw once here, single-threaded.
-  try {
-    throw c.index;
-  } catch (int) {
-  }
-  const uint64_t seed = EnvSeed();
+  // libunwind's lazy one-time init, single-threaded (harness.h).
+  WarmUpUnwinder();
+  const uint64_t seed = EnvSeed("GLS_INTEGRATION_SEED");
   const int64_t total_steps = EnvInt("GLS_INTEGRATION_STEPS", 12000);
   const int threads =
       static_cast<int>(std::max<int64_t>(1, EnvInt("GLS_INTEGRATION_THREADS", 2)));
-  RuntimeSetup setup;
-  setup.strategies = c.strategies;
-  setup.options.strategies = static_cast<int>(c.strategies.size());
-  setup.options.strands_over_wrapper =
-      EnvInt("GLS_INTEGRATION_STRANDS_OVER_WRAPPER", 1) != 0;
+  const RuntimeSetup setup = MakeRuntimeSetup(
+      c.strategies,
+      /*strands_over_wrapper=*/EnvInt("GLS_INTEGRATION_STRANDS_OVER_WRAPPER",
+                                      1) != 0);
   const auto start = std::chrono::steady_clock::now();
   Totals totals;
   bool minimized_one = false;  // minimizing takes a while: the first only

@@ -47,13 +47,10 @@ namespace net = boost::asio;
 namespace {
 
 RunSetup CoreSetup(const RuntimeSetup& setup) {
-  RunSetup core;
-  core.strategies = setup.strategies;
-  core.options.strategies = static_cast<int>(setup.strategies.size());
   // Shared managers A and B per strategy, both registered (no U): the
   // managers ManagerCount / ManagerName describe.
-  core.options.unregister = false;
-  return core;
+  return MakeRunSetup(setup.strategies, /*fibers=*/false,
+                      /*register_fiber_stacks=*/false, /*unregister=*/false);
 }
 
 }  // namespace
@@ -89,6 +86,15 @@ struct Runtime::Impl {
   std::shared_ptr<spdlog::details::thread_pool> log_pool;
 };
 
+RuntimeSetup MakeRuntimeSetup(std::vector<const Strategy*> strategies,
+                              bool strands_over_wrapper) {
+  RuntimeSetup setup;
+  setup.strategies = std::move(strategies);
+  setup.options.strategies = static_cast<int>(setup.strategies.size());
+  setup.options.strands_over_wrapper = strands_over_wrapper;
+  return setup;
+}
+
 Runtime::Runtime(RuntimeSetup setup)
     : impl_(std::make_unique<Impl>(std::move(setup))) {}
 Runtime::~Runtime() = default;
@@ -105,64 +111,6 @@ using StrandOverWrapper = net::strand<WrappedIo>;
 // The wrapper over a strand (Propagating(make_strand(...))).
 using WrapperOverStrand =
     gls::asio::PropagatingExecutor<net::strand<IoExecutor>>;
-
-constexpr size_t kMaxReported = 20;
-
-std::string Describe(const Value* value) {
-  if (value == nullptr) return "not found";
-  if (const int* i = value->TryAs<int>()) return std::to_string(*i);
-  if (const std::string* s = value->TryAs<std::string>()) return '"' + *s + '"';
-  return "<a value of another type>";
-}
-std::string Describe(const int* value) {
-  return value == nullptr ? "not found" : std::to_string(*value);
-}
-std::string Describe(const std::string* value) {
-  return value == nullptr ? "not found" : '"' + *value + '"';
-}
-std::string Describe(const std::optional<ModelValue>& value) {
-  return value.has_value() ? DescribeValue(*value) : "not found";
-}
-
-bool Same(const Value* value, const std::optional<ModelValue>& want) {
-  if (value == nullptr || !want.has_value()) {
-    return value == nullptr && !want.has_value();
-  }
-  if (const int* i = std::get_if<int>(&*want)) {
-    const int* got = value->TryAs<int>();
-    return got != nullptr && *got == *i;
-  }
-  const std::string* got = value->TryAs<std::string>();
-  return got != nullptr && *got == std::get<std::string>(*want);
-}
-// A typed read (TypedKey<T>): the value as a T, or absent.
-template <typename T>
-bool Same(const T* value, const std::optional<ModelValue>& want) {
-  if (value == nullptr || !want.has_value()) {
-    return value == nullptr && !want.has_value();
-  }
-  const T* expected = std::get_if<T>(&*want);
-  return expected != nullptr && *value == *expected;
-}
-
-// A GetValue<T> (StatusOr) read: NotFound when absent, the value when a T,
-// FailedPrecondition when present as another type.
-template <typename T>
-bool SameStatusOr(const absl::StatusOr<T>& got,
-                  const std::optional<ModelValue>& want) {
-  if (!want.has_value()) return absl::IsNotFound(got.status());
-  if (const T* expected = std::get_if<T>(&*want)) {
-    return got.ok() && *got == *expected;
-  }
-  return absl::IsFailedPrecondition(got.status());
-}
-template <typename T>
-std::string DescribeStatusOr(const absl::StatusOr<T>& got) {
-  if (!got.ok()) return got.status().ToString();
-  std::ostringstream out;
-  out << "OK " << *got;
-  return out.str();
-}
 
 // A spdlog sink that hands every formatted line (without its end of line)
 // to a callback, on whatever thread the logger formats it.
@@ -391,33 +339,6 @@ class Interpreter {
     });
   }
 
-  Values MakeValues(const std::vector<Entry>& entries) const {
-    Values values;
-    for (const Entry& e : entries) {
-      const Value value = std::holds_alternative<int>(e.value)
-                              ? Value(std::get<int>(e.value))
-                              : Value(std::get<std::string>(e.value));
-      switch (KindOfKey(e.key)) {
-        case KeyKind::kString:
-          values.Set(Key(world_.string_key(e.key)), value);
-          break;
-        case KeyKind::kGenSym:
-          values.Set(Key(world_.gensym(e.key - kStringKeys)), value);
-          break;
-        case KeyKind::kTypedInt:
-          values.Set(world_.typed_int(e.key - kStringKeys - kGenSymKeys),
-                     std::get<int>(e.value));
-          break;
-        case KeyKind::kTypedString:
-          values.Set(world_.typed_text(e.key - kStringKeys - kGenSymKeys -
-                                       kTypedIntKeys),
-                     std::get<std::string>(e.value));
-          break;
-      }
-    }
-    return values;
-  }
-
   // --- What a flow sees ---------------------------------------------------
 
   // Reads every key of every manager every way, each manager's GetValues()
@@ -621,7 +542,7 @@ class Interpreter {
     Enter(step, flow);
     switch (step.kind) {
       case StepKind::kScope:
-        Manager(step.manager).SetValues(MakeValues(step.entries), [&] {
+        Manager(step.manager).SetValues(world_.MakeValues(step.entries), [&] {
           ExecList(step.body, flow);
         });
         Check(step, "after the scope", At(step), flow);
@@ -769,7 +690,7 @@ class Interpreter {
           if (sub.entries.empty()) {
             co_await TaskBody(&sub, flow);
           } else {
-            const Values values = MakeValues(sub.entries);
+            const Values values = world_.MakeValues(sub.entries);
             co_await gls::WithValues(Manager(sub.manager), values,
                                      TaskBody(&sub, flow));
           }

@@ -50,6 +50,12 @@ struct RuntimeSetup {
   int pool_threads = 2;
 };
 
+// MakeRuntimeSetup(strategies, strands_over_wrapper): the setup of a run
+// over `strategies` (options.strategies their count), as the integration
+// differential test and its fuzz target make it.
+RuntimeSetup MakeRuntimeSetup(std::vector<const Strategy*> strategies,
+                              bool strands_over_wrapper);
+
 // Runtime
 //
 // What the programs of one run share: keys, managers, an io_context run by

@@ -1,9 +1,10 @@
 #include "gls/conformance/integration_program.h"
 
-#include <algorithm>
-#include <random>
 #include <set>
 #include <sstream>
+#include <utility>
+
+#include "gls/conformance/harness.h"
 
 namespace gls {
 namespace conformance {
@@ -65,23 +66,18 @@ struct Place {
 class Generator {
  public:
   Generator(uint64_t seed, const ProgramOptions& options)
-      : rng_(seed), options_(options) {}
+      : choices_(seed), options_(options) {}
   // Decoding: every choice is read from `data` (DecodeProgram).
   Generator(const uint8_t* data, size_t size, const ProgramOptions& options,
             const DecodeLimits& limits)
-      : rng_(0),
-        options_(options),
-        decoding_(true),
-        data_(data),
-        size_(size),
-        limits_(limits) {}
+      : choices_(data, size), options_(options), limits_(limits) {}
 
   Program Run(uint64_t seed) {
     Program program;
     program.seed = seed;
-    if (decoding_) {
+    if (choices_.decoding()) {
       // Each top-level step reads at least one byte while there are bytes.
-      while (pos_ < size_ && !OutOfSteps()) {
+      while (choices_.bytes_left() && !OutOfSteps()) {
         program.steps.push_back(RandomTopLevel());
       }
       return program;
@@ -93,45 +89,16 @@ class Generator {
   }
 
  private:
-  int Uniform(int lo, int hi) {  // [lo, hi]
-    if (decoding_) return lo + static_cast<int>(Read(hi - lo));
-    return std::uniform_int_distribution<int>(lo, hi)(rng_);
+  int Uniform(int lo, int hi) { return choices_.Uniform(lo, hi); }  // [lo, hi]
+  bool Chance(double p) { return choices_.Chance(p); }
+  bool OutOfSteps() const {
+    return choices_.decoding() && emitted_ >= limits_.max_steps;
   }
-  bool Chance(double p) {
-    if (decoding_) return pos_ < size_ && data_[pos_++] < p * 256;
-    return std::bernoulli_distribution(p)(rng_);
-  }
-  // Decoding: a number in [0, span] from the next bytes (none for span 0;
-  // 0 once they run out).
-  uint32_t Read(int span) {
-    if (span <= 0) return 0;
-    uint32_t x = 0;
-    for (uint32_t left = static_cast<uint32_t>(span); left != 0 && pos_ < size_;
-         left >>= 8) {
-      x = x << 8 | data_[pos_++];
-    }
-    return x % (static_cast<uint32_t>(span) + 1);
-  }
-  bool OutOfSteps() const { return decoding_ && emitted_ >= limits_.max_steps; }
   bool ThreadsLeft() const {
-    if (decoding_) return threads_ < limits_.max_threads;
+    if (choices_.decoding()) return threads_ < limits_.max_threads;
     // Threads are slow to start (and slower under the sanitizers): about
     // one per hundred steps.
     return threads_ <= emitted_ / 100;
-  }
-
-  // One choice among weighted options; weight 0 is never chosen. The first
-  // option with weight is the default once decoding runs out of bytes.
-  template <typename T, size_t N>
-  T Pick(const std::pair<T, int> (&choices)[N]) {
-    int total = 0;
-    for (const auto& c : choices) total += c.second;
-    int r = Uniform(0, total - 1);
-    for (const auto& c : choices) {
-      if (r < c.second) return c.first;
-      r -= c.second;
-    }
-    return choices[0].first;
   }
 
   Target RandomTarget(bool raw_ok) {
@@ -145,7 +112,7 @@ class Generator {
         {Target::kRawIo, raw_ok ? 8 : 0},
         {Target::kRawPool, raw_ok ? 5 : 0},
     };
-    return Pick(choices);
+    return choices_.Pick(choices);
   }
 
   // Every value different from every other of the program.
@@ -216,7 +183,7 @@ class Generator {
         {StepKind::kBind, more_work ? 5 : 0},
         {StepKind::kLog, options_.log ? 5 : 0},
     };
-    step.kind = Pick(choices);
+    step.kind = choices_.Pick(choices);
     // What runs in work this step starts: a new flow.
     Place work;
     work.flow = Place::Flow::kWork;
@@ -242,7 +209,7 @@ class Generator {
             {Submit::kDefer, 15},
             {Submit::kBindExecutor, raw ? 0 : 15},
         };
-        step.submit = Pick(submits);
+        step.submit = choices_.Pick(submits);
         step.body = RandomSteps(work, 0, 3);
         break;
       }
@@ -269,7 +236,7 @@ class Generator {
             {AwaitKind::kTimer, 30},
             {AwaitKind::kNested, place.work_depth < 5 ? 20 : 0},
         };
-        step.await = Pick(kinds);
+        step.await = choices_.Pick(kinds);
         if (step.await == AwaitKind::kNested) {
           Place nested = place;
           nested.work_depth++;
@@ -306,7 +273,7 @@ class Generator {
             {BindWhere::kThread, ThreadsLeft() ? 10 : 0},
             {BindWhere::kElsewhere, 30},
         };
-        step.where = Pick(wheres);
+        step.where = choices_.Pick(wheres);
         if (step.where == BindWhere::kThread) ++threads_;
         step.body = RandomSteps(work, 0, 3);
         break;
@@ -315,16 +282,12 @@ class Generator {
     return step;
   }
 
-  std::mt19937_64 rng_;
+  Choices choices_;
   const ProgramOptions options_;
   int64_t emitted_ = 0;
   int values_ = 0;
   int threads_ = 0;
   // Decoding (DecodeProgram) only.
-  const bool decoding_ = false;
-  const uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-  size_t pos_ = 0;
   const DecodeLimits limits_;
 };
 
@@ -346,14 +309,8 @@ bool HasBody(const Step& step) {
 }
 
 std::string DescribeEntries(const Step& step) {
-  std::ostringstream out;
-  out << ManagerName(step.manager) << ", {";
-  for (size_t i = 0; i < step.entries.size(); ++i) {
-    out << (i == 0 ? "" : ", ") << KeyName(step.entries[i].key) << "="
-        << DescribeValue(step.entries[i].value);
-  }
-  out << "}";
-  return out.str();
+  return ManagerName(step.manager) + ", {" + DescribeEntries(step.entries) +
+         "}";
 }
 
 void PrintSteps(const std::vector<Step>& steps, int indent, int& number,
@@ -400,10 +357,8 @@ Program Generate(uint64_t seed, const ProgramOptions& options) {
 Program DecodeProgram(const uint8_t* data, size_t size,
                       const ProgramOptions& options,
                       const DecodeLimits& limits) {
-  // The "seed" printed with the program: a hash of the bytes (FNV-1a).
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < size; ++i) hash = (hash ^ data[i]) * 0x100000001b3ULL;
-  return Generator(data, size, options, limits).Run(hash);
+  // The "seed" printed with the program: a hash of the bytes.
+  return Generator(data, size, options, limits).Run(HashBytes(data, size));
 }
 
 int64_t CountSteps(const std::vector<Step>& steps) {
@@ -582,36 +537,23 @@ class Minimizer {
 
   // ddmin over the steps at `depth`.
   bool ReduceLevel(int depth) {
-    bool any = false;
-    int granularity = 2;
-    while (Left()) {
-      std::vector<int> level;
-      int number = 0;
-      NumbersAtDepth(current_.steps, depth, number, level);
-      const int size = static_cast<int>(level.size());
-      if (size == 0) break;
-      granularity = std::min(granularity, size);
-      const int chunk = (size + granularity - 1) / granularity;
-      bool reduced = false;
-      for (int start = 0; start < size && Left(); start += chunk) {
-        std::set<int> drop(level.begin() + start,
-                           level.begin() + std::min(size, start + chunk));
-        Program candidate;
-        candidate.seed = current_.seed;
-        int n = 0;
-        candidate.steps = Without(current_.steps, drop, n);
-        if (Try(std::move(candidate))) {
-          granularity = std::max(granularity - 1, 2);
-          reduced = any = true;
-          break;
-        }
-      }
-      if (!reduced) {
-        if (granularity >= size) break;  // no single step can go
-        granularity = std::min(granularity * 2, size);
-      }
-    }
-    return any;
+    std::vector<int> level;
+    return DeltaDebug(
+        [&] {
+          level.clear();
+          int number = 0;
+          NumbersAtDepth(current_.steps, depth, number, level);
+          return static_cast<int>(level.size());
+        },
+        [&] { return Left(); },
+        [&](int begin, int end) {
+          std::set<int> drop(level.begin() + begin, level.begin() + end);
+          Program candidate;
+          candidate.seed = current_.seed;
+          int n = 0;
+          candidate.steps = Without(current_.steps, drop, n);
+          return Try(std::move(candidate));
+        });
   }
 
   // A step replaced by its body. A SetValues' body is valid anywhere the

@@ -20,6 +20,45 @@
 namespace gls {
 namespace conformance {
 
+RunSetup MakeRunSetup(std::vector<const Strategy*> strategies, bool fibers,
+                      bool register_fiber_stacks, bool unregister) {
+  RunSetup setup;
+  setup.strategies = std::move(strategies);
+  setup.register_fiber_stacks = register_fiber_stacks;
+  setup.options.strategies = static_cast<int>(setup.strategies.size());
+  setup.options.fibers = fibers;
+  setup.options.unregister = unregister;
+  return setup;
+}
+
+std::string Describe(const Value* value) {
+  if (value == nullptr) return "not found";
+  if (const int* i = value->TryAs<int>()) return std::to_string(*i);
+  if (const std::string* s = value->TryAs<std::string>()) return '"' + *s + '"';
+  return "<a value of another type>";
+}
+std::string Describe(const int* value) {
+  return value == nullptr ? "not found" : std::to_string(*value);
+}
+std::string Describe(const std::string* value) {
+  return value == nullptr ? "not found" : '"' + *value + '"';
+}
+std::string Describe(const std::optional<ModelValue>& value) {
+  return value.has_value() ? DescribeValue(*value) : "not found";
+}
+
+bool Same(const Value* value, const std::optional<ModelValue>& want) {
+  if (value == nullptr || !want.has_value()) {
+    return value == nullptr && !want.has_value();
+  }
+  if (const int* i = std::get_if<int>(&*want)) {
+    const int* got = value->TryAs<int>();
+    return got != nullptr && *got == *i;
+  }
+  const std::string* got = value->TryAs<std::string>();
+  return got != nullptr && *got == std::get<std::string>(*want);
+}
+
 World::World(RunSetup setup) : setup_(std::move(setup)) {
   for (int i = 0; i < kStringKeys; ++i) string_keys_.push_back(KeyName(i));
   for (int i = 0; i < kGenSymKeys; ++i) gensyms_.push_back(GenSym());
@@ -59,6 +98,33 @@ KeyIndex World::IndexOf(const Key& key) const {
   return -1;
 }
 
+Values World::MakeValues(const std::vector<Entry>& entries) const {
+  Values values;
+  for (const Entry& e : entries) {
+    const Value value = std::holds_alternative<int>(e.value)
+                            ? Value(std::get<int>(e.value))
+                            : Value(std::get<std::string>(e.value));
+    switch (KindOfKey(e.key)) {
+      case KeyKind::kString:
+        values.Set(Key(string_keys_[e.key]), value);
+        break;
+      case KeyKind::kGenSym:
+        values.Set(Key(gensyms_[e.key - kStringKeys]), value);
+        break;
+      case KeyKind::kTypedInt:
+        values.Set(typed_ints_[e.key - kStringKeys - kGenSymKeys],
+                   std::get<int>(e.value));
+        break;
+      case KeyKind::kTypedString:
+        values.Set(typed_texts_[e.key - kStringKeys - kGenSymKeys -
+                                kTypedIntKeys],
+                   std::get<std::string>(e.value));
+        break;
+    }
+  }
+  return values;
+}
+
 namespace {
 
 // What a Throw op throws; caught by the innermost catching op or the root of
@@ -66,35 +132,6 @@ namespace {
 struct Thrown {};
 
 constexpr size_t kFiberStackSize = 256 * 1024;
-constexpr size_t kMaxReported = 20;
-
-std::string Describe(const Value* value) {
-  if (value == nullptr) return "not found";
-  if (const int* i = value->TryAs<int>()) return std::to_string(*i);
-  if (const std::string* s = value->TryAs<std::string>()) return '"' + *s + '"';
-  return "<a value of another type>";
-}
-
-std::string Describe(const std::optional<ModelValue>& value) {
-  return value.has_value() ? DescribeValue(*value) : "not found";
-}
-
-bool Same(const Value* value, const std::optional<ModelValue>& want) {
-  if (value == nullptr || !want.has_value()) {
-    return value == nullptr && !want.has_value();
-  }
-  if (const int* i = std::get_if<int>(&*want)) {
-    const int* got = value->TryAs<int>();
-    return got != nullptr && *got == *i;
-  }
-  const std::string* got = value->TryAs<std::string>();
-  return got != nullptr && *got == std::get<std::string>(*want);
-}
-
-Value ToValue(const ModelValue& value) {
-  if (const int* i = std::get_if<int>(&value)) return Value(*i);
-  return Value(std::get<std::string>(value));
-}
 
 // The program's worker thread: runs one task at a time for the program,
 // which waits for it (so the program stays one sequence of events).
@@ -358,28 +395,9 @@ class Interpreter {
   void ExecSet(const Op& op, Flow& flow) {
     const std::optional<Ref> ref = Resolve(op.manager);
     if (!ref) return Skip();
-    Values values;
+    const Values values = world_.MakeValues(op.entries);
     std::vector<std::pair<KeyIndex, ModelValue>> entries;
-    for (const Entry& e : op.entries) {
-      entries.emplace_back(e.key, e.value);
-      switch (KindOfKey(e.key)) {
-        case KeyKind::kString:
-          values.Set(Key(world_.string_key(e.key)), ToValue(e.value));
-          break;
-        case KeyKind::kGenSym:
-          values.Set(Key(world_.gensym(e.key - kStringKeys)), ToValue(e.value));
-          break;
-        case KeyKind::kTypedInt:
-          values.Set(world_.typed_int(e.key - kStringKeys - kGenSymKeys),
-                     std::get<int>(e.value));
-          break;
-        case KeyKind::kTypedString:
-          values.Set(world_.typed_text(e.key - kStringKeys - kGenSymKeys -
-                                       kTypedIntKeys),
-                     std::get<std::string>(e.value));
-          break;
-      }
-    }
+    for (const Entry& e : op.entries) entries.emplace_back(e.key, e.value);
     const int expected = numbers_.at(&op);
     auto fn = [&]() -> int {
       ActiveScope active(ref->owner);
@@ -649,20 +667,13 @@ class Interpreter {
         if (kind == KeyKind::kTypedInt) {
           const int* v =
               mgr.GetValue(world_.typed_int(key - kStringKeys - kGenSymKeys));
-          const bool same = want ? (v != nullptr && std::get_if<int>(&*want) &&
-                                    *v == std::get<int>(*want))
-                                 : v == nullptr;
-          if (!same) mismatch(v ? std::to_string(*v) : "not found");
+          if (!Same(v, want)) mismatch(Describe(v));
           return;
         }
         if (kind == KeyKind::kTypedString) {
           const std::string* v = mgr.GetValue(world_.typed_text(
               key - kStringKeys - kGenSymKeys - kTypedIntKeys));
-          const bool same =
-              want ? (v != nullptr && std::get_if<std::string>(&*want) &&
-                      *v == std::get<std::string>(*want))
-                   : v == nullptr;
-          if (!same) mismatch(v ? '"' + *v + '"' : "not found");
+          if (!Same(v, want)) mismatch(Describe(v));
           return;
         }
         return Read(op, flow, ref, key, ReadKind::kValuePtr);
@@ -675,26 +686,13 @@ class Interpreter {
     }
   }
 
+  // A StatusOr read (SameStatusOr): NotFound when absent, the value when a
+  // T, a FailedPrecondition naming both types when present as another.
   template <typename T, typename Mismatch>
   static void CheckStatusOr(const absl::StatusOr<T>& got,
                             const std::optional<ModelValue>& want,
                             const Mismatch& mismatch) {
-    auto describe = [&] {
-      if (!got.ok()) return got.status().ToString();
-      std::ostringstream out;
-      out << "OK " << *got;
-      return out.str();
-    };
-    if (!want) {
-      if (!absl::IsNotFound(got.status())) mismatch(describe());
-      return;
-    }
-    if (const T* expected = std::get_if<T>(&*want)) {
-      if (!got.ok() || *got != *expected) mismatch(describe());
-      return;
-    }
-    // Present, of another type: a FailedPrecondition naming both.
-    if (!absl::IsFailedPrecondition(got.status())) mismatch(describe());
+    if (!SameStatusOr(got, want)) mismatch(DescribeStatusOr(got));
   }
 
   Key KeyOf(KeyIndex key) const {

@@ -21,12 +21,19 @@
 #ifndef GLS_CONFORMANCE_INTERPRETER_H_
 #define GLS_CONFORMANCE_INTERPRETER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "gls/conformance/program.h"
+#include "gls/conformance/reference_model.h"
 #include "gls/context_manager.h"
 #include "gls/strategy.h"
 #include "gls/values.h"
@@ -41,6 +48,12 @@ struct RunSetup {
   // Fiber stacks must be registered with the goid strategy.
   bool register_fiber_stacks = false;
 };
+
+// MakeRunSetup(strategies, fibers, register_fiber_stacks, unregister): the
+// setup of a run over `strategies` (options.strategies their count), as the
+// differential test and its fuzz target make it.
+RunSetup MakeRunSetup(std::vector<const Strategy*> strategies, bool fibers,
+                      bool register_fiber_stacks, bool unregister);
 
 // World
 //
@@ -62,6 +75,10 @@ class World {
   ContextManager& shared(int i) const { return *shared_[i]; }
   // The key index a Values entry of this world's keys has (-1: none).
   KeyIndex IndexOf(const Key& key) const;
+  // MakeValues(entries): the entries as gls::Values of this world's keys
+  // (typed keys through their TypedKey), set in order (a repeated key: the
+  // last one wins).
+  Values MakeValues(const std::vector<Entry>& entries) const;
 
  private:
   RunSetup setup_;
@@ -89,6 +106,51 @@ struct ProgramResult {
 // RunProgram(world, program): runs `program` on the calling thread (and the
 // threads and fibers it starts), comparing with the model.
 ProgramResult RunProgram(World& world, const Program& program);
+
+// --- What gls returned against what the model wants -------------------------
+// (this interpreter's and the integration interpreter's reads alike)
+
+// Divergences a run keeps as text (the rest are only counted).
+inline constexpr size_t kMaxReported = 20;
+
+// Describe(got): a read's result as divergence messages show it: "not
+// found", a number, a quoted string.
+std::string Describe(const Value* value);
+std::string Describe(const int* value);
+std::string Describe(const std::string* value);
+std::string Describe(const std::optional<ModelValue>& value);
+
+// Same(got, want): an untyped read (GetValue -> const Value*) gives the
+// model's value (same type and contents), or nothing where it has none.
+bool Same(const Value* value, const std::optional<ModelValue>& want);
+// A typed read (TypedKey<T>): the value as a T, or absent.
+template <typename T>
+bool Same(const T* value, const std::optional<ModelValue>& want) {
+  if (value == nullptr || !want.has_value()) {
+    return value == nullptr && !want.has_value();
+  }
+  const T* expected = std::get_if<T>(&*want);
+  return expected != nullptr && *value == *expected;
+}
+
+// A GetValue<T> (StatusOr) read: NotFound when absent, the value when a T,
+// FailedPrecondition when present as another type.
+template <typename T>
+bool SameStatusOr(const absl::StatusOr<T>& got,
+                  const std::optional<ModelValue>& want) {
+  if (!want.has_value()) return absl::IsNotFound(got.status());
+  if (const T* expected = std::get_if<T>(&*want)) {
+    return got.ok() && *got == *expected;
+  }
+  return absl::IsFailedPrecondition(got.status());
+}
+template <typename T>
+std::string DescribeStatusOr(const absl::StatusOr<T>& got) {
+  if (!got.ok()) return got.status().ToString();
+  std::ostringstream out;
+  out << "OK " << *got;
+  return out.str();
+}
 
 }  // namespace conformance
 }  // namespace gls

@@ -1,9 +1,10 @@
 #include "gls/conformance/program.h"
 
-#include <algorithm>
-#include <random>
 #include <set>
 #include <sstream>
+#include <utility>
+
+#include "gls/conformance/harness.h"
 
 namespace gls {
 namespace conformance {
@@ -55,16 +56,11 @@ struct Place {
 class Generator {
  public:
   Generator(uint64_t seed, const ProgramOptions& options)
-      : rng_(seed), options_(options) {}
+      : choices_(seed), options_(options) {}
   // Decoding: every choice is read from `data` (DecodeProgram).
   Generator(const uint8_t* data, size_t size, const ProgramOptions& options,
             const DecodeLimits& limits)
-      : rng_(0),
-        options_(options),
-        decoding_(true),
-        data_(data),
-        size_(size),
-        limits_(limits) {}
+      : choices_(data, size), options_(options), limits_(limits) {}
 
   Program Run(uint64_t seed) {
     Program program;
@@ -74,10 +70,10 @@ class Generator {
       program.ops.push_back(MakeCreate(slot));
       ++emitted_;
     }
-    if (decoding_) {
+    if (choices_.decoding()) {
       // Each top-level op reads at least one byte (its kind) while there
       // are bytes left.
-      while (pos_ < size_ && !OutOfOps()) {
+      while (choices_.bytes_left() && !OutOfOps()) {
         program.ops.push_back(RandomOp(Place{}));
       }
       return program;
@@ -89,32 +85,17 @@ class Generator {
   }
 
  private:
-  int Uniform(int lo, int hi) {  // [lo, hi]
-    if (decoding_) return lo + static_cast<int>(Read(hi - lo));
-    return std::uniform_int_distribution<int>(lo, hi)(rng_);
-  }
-  bool Chance(double p) {
-    if (decoding_) return pos_ < size_ && data_[pos_++] < p * 256;
-    return std::bernoulli_distribution(p)(rng_);
-  }
-  // Decoding: a number in [0, span] from the next bytes (none for span 0;
-  // 0 once they run out).
-  uint32_t Read(int span) {
-    if (span <= 0) return 0;
-    uint32_t x = 0;
-    for (uint32_t left = static_cast<uint32_t>(span); left != 0 && pos_ < size_;
-         left >>= 8) {
-      x = x << 8 | data_[pos_++];
-    }
-    return x % (static_cast<uint32_t>(span) + 1);
-  }
+  int Uniform(int lo, int hi) { return choices_.Uniform(lo, hi); }  // [lo, hi]
+  bool Chance(double p) { return choices_.Chance(p); }
   // Decoding only: the budgets of DecodeLimits (never with a seed).
-  bool OutOfOps() const { return decoding_ && emitted_ >= limits_.max_ops; }
+  bool OutOfOps() const {
+    return choices_.decoding() && emitted_ >= limits_.max_ops;
+  }
   bool ThreadsLeft() const {
-    return !decoding_ || threads_ < limits_.max_threads;
+    return !choices_.decoding() || threads_ < limits_.max_threads;
   }
   bool FiberGroupsLeft() const {
-    return !decoding_ || fiber_groups_ < limits_.max_fiber_groups;
+    return !choices_.decoding() || fiber_groups_ < limits_.max_fiber_groups;
   }
 
   Op MakeCreate(int slot) {
@@ -183,14 +164,10 @@ class Generator {
     ++emitted_;
     Op op;
     // Weights; some kinds only where they make sense.
-    struct Choice {
-      OpKind kind;
-      int weight;
-    };
     const bool thread_ok =
         !place.in_dtor && place.go_depth < 2 && ThreadsLeft();
     const bool nest_ok = place.depth < 6;
-    const Choice choices[] = {
+    const std::pair<OpKind, int> choices[] = {
         {OpKind::kGet, 30},
         {OpKind::kSet, nest_ok ? 20 : 0},
         {OpKind::kCheckAll, 4},
@@ -213,16 +190,7 @@ class Generator {
              : 0},
         {OpKind::kYield, place.in_fiber ? 12 : 0},
     };
-    int total = 0;
-    for (const Choice& c : choices) total += c.weight;
-    int r = Uniform(0, total - 1);
-    for (const Choice& c : choices) {
-      if (r < c.weight) {
-        op.kind = c.kind;
-        break;
-      }
-      r -= c.weight;
-    }
+    op.kind = choices_.Pick(choices);
     Place inner = place;
     switch (op.kind) {
       case OpKind::kGet:
@@ -350,15 +318,11 @@ class Generator {
     return op;
   }
 
-  std::mt19937_64 rng_;
+  Choices choices_;
   const ProgramOptions options_;
   int64_t emitted_ = 0;
   bool slot_full_[kPrivateManagerSlots] = {};
   // Decoding (DecodeProgram) only.
-  const bool decoding_ = false;
-  const uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-  size_t pos_ = 0;
   const DecodeLimits limits_;
   int threads_ = 0;
   int fiber_groups_ = 0;
@@ -455,11 +419,9 @@ Program Generate(uint64_t seed, const ProgramOptions& options) {
 Program DecodeProgram(const uint8_t* data, size_t size,
                       const ProgramOptions& options,
                       const DecodeLimits& limits) {
-  // The "seed" printed with the program: a hash of the bytes (FNV-1a), to
-  // tell decoded programs apart.
-  uint64_t hash = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < size; ++i) hash = (hash ^ data[i]) * 0x100000001b3ULL;
-  return Generator(data, size, options, limits).Run(hash);
+  // The "seed" printed with the program: a hash of the bytes, to tell
+  // decoded programs apart.
+  return Generator(data, size, options, limits).Run(HashBytes(data, size));
 }
 
 int64_t CountOps(const std::vector<Op>& ops) {
@@ -471,16 +433,21 @@ int64_t CountOps(const std::vector<Op>& ops) {
   return n;
 }
 
+std::string DescribeEntries(const std::vector<Entry>& entries) {
+  std::ostringstream out;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    out << (i == 0 ? "" : ", ") << KeyName(entries[i].key) << "="
+        << DescribeValue(entries[i].value);
+  }
+  return out.str();
+}
+
 std::string DescribeOp(const Op& op, const ProgramOptions& options) {
   std::ostringstream out;
   switch (op.kind) {
     case OpKind::kSet: {
-      out << "SetValues(" << ManagerName(op.manager, options) << ", {";
-      for (size_t i = 0; i < op.entries.size(); ++i) {
-        out << (i == 0 ? "" : ", ") << KeyName(op.entries[i].key) << "="
-            << DescribeValue(op.entries[i].value);
-      }
-      out << "})";
+      out << "SetValues(" << ManagerName(op.manager, options) << ", {"
+          << DescribeEntries(op.entries) << "})";
       break;
     }
     case OpKind::kGet:
@@ -565,33 +532,20 @@ Program Minimize(const Program& program,
                  int max_trials) {
   Program current = program;
   int trials = 0;
-  int granularity = 2;
-  while (trials < max_trials) {
-    const int size = static_cast<int>(CountOps(current.ops));
-    if (size == 0) break;
-    granularity = std::min(granularity, size);
-    const int chunk = (size + granularity - 1) / granularity;
-    bool reduced = false;
-    for (int start = 0; start < size && trials < max_trials; start += chunk) {
-      std::set<int> drop;
-      for (int i = start; i < std::min(size, start + chunk); ++i) drop.insert(i);
-      Program candidate;
-      candidate.seed = current.seed;
-      int number = 0;
-      candidate.ops = Without(current.ops, drop, number);
-      ++trials;
-      if (fails(candidate)) {
-        current = std::move(candidate);
-        granularity = std::max(granularity - 1, 2);
-        reduced = true;
-        break;
-      }
-    }
-    if (!reduced) {
-      if (granularity >= size) break;  // no single op can go
-      granularity = std::min(granularity * 2, size);
-    }
-  }
+  DeltaDebug([&] { return static_cast<int>(CountOps(current.ops)); },
+             [&] { return trials < max_trials; },
+             [&](int begin, int end) {
+               std::set<int> drop;
+               for (int i = begin; i < end; ++i) drop.insert(i);
+               Program candidate;
+               candidate.seed = current.seed;
+               int number = 0;
+               candidate.ops = Without(current.ops, drop, number);
+               ++trials;
+               if (!fails(candidate)) return false;
+               current = std::move(candidate);
+               return true;
+             });
   return current;
 }
 

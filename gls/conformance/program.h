@@ -161,6 +161,9 @@ int64_t CountOps(const std::vector<Op>& ops);
 // messages use).
 std::string Print(const Program& program, const ProgramOptions& options);
 std::string DescribeOp(const Op& op, const ProgramOptions& options);
+// DescribeEntries(entries): "key=value, ..." (SetValues' values, as Print
+// shows them; the integration programs' too).
+std::string DescribeEntries(const std::vector<Entry>& entries);
 
 // Minimize(program, fails, max_trials): delta debugging (ddmin) over the
 // program's ops: drops ops (with everything nested in them) while `fails`
