@@ -297,13 +297,32 @@ class ContextManager {
   ABSL_ATTRIBUTE_ALWAYS_INLINE const internal::Frame* VisibleFrame()
       const noexcept {
     // One load of the handle serves the default-strategy test, the slot and
-    // the generation check.
+    // the manager check.
     const internal::ManagerHandle handle = handle_;
-    const Context* ctx =
-        internal::CurrentContextOf(*strategy_, internal::IsDefault(handle));
-    if (ABSL_PREDICT_FALSE(ctx == nullptr)) return nullptr;
-    const internal::Frame* frame = ctx->Slot(internal::SlotOf(handle));
-    return frame != nullptr && frame->handle() == handle ? frame : nullptr;
+    const internal::FrameHead* head;
+    if (ABSL_PREDICT_TRUE(internal::IsDefault(handle))) {
+      // The context is never nullptr here (unbound_context) and a slot
+      // never holds nullptr (no_frame), so one compare tells this manager's
+      // frame from "none", a dead manager's frame and, for a slot beyond the
+      // inline ones, the frame or no_frame of the inline slot it lands on.
+      head = internal::DefaultContextForRead()->InlineSlotForRead(
+          internal::SlotOf(handle));
+      if (ABSL_PREDICT_FALSE(head->manager_handle != handle)) {
+        if (ABSL_PREDICT_TRUE(internal::SlotOf(handle) <
+                              Context::kInlineSlots)) {
+          return nullptr;
+        }
+        head = internal::DefaultContextForRead()->SlotForRead(
+            internal::SlotOf(handle));
+      }
+    } else {
+      const Context* ctx = strategy_->Current();
+      if (ctx == nullptr) return nullptr;
+      head = ctx->SlotForRead(internal::SlotOf(handle));
+    }
+    return ABSL_PREDICT_TRUE(head->manager_handle == handle)
+               ? static_cast<const internal::Frame*>(head)
+               : nullptr;
   }
   friend class ScopedValues;
   void SetValuesImpl(const Values& values, absl::FunctionRef<void()> fn);

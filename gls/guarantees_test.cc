@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <new>
 #include <string>
@@ -428,6 +429,89 @@ TEST_P(GuaranteesTest, SignalHandlerReadsAreSafeDuringAStorm) {
   } else {
     RecordProperty("reads_finding_nothing", static_cast<int>(storm_none.load()));
   }
+}
+
+// Reads of managers in slots beyond a context's inline ones: the default
+// strategy's inline read lands on the inline slot `slot % 8`, which holds
+// another manager's frame here, and must answer from the right slot; and
+// nothing once the scopes end.
+TEST_P(GuaranteesTest, ReadsBeyondTheInlineSlots) {
+  constexpr int kManagers = 20;  // more than any process-wide slot reuse hides
+  std::vector<std::unique_ptr<ContextManager>> managers;
+  for (int i = 0; i < kManagers; ++i) {
+    managers.push_back(std::make_unique<ContextManager>(strategy()));
+  }
+  const TypedKey<int> key;
+  std::function<void(int)> nest = [&](int i) {
+    if (i == kManagers) {
+      for (int j = 0; j < kManagers; ++j) {
+        const int* found = managers[j]->GetValue(key);
+        ASSERT_NE(found, nullptr) << "manager " << j;
+        EXPECT_EQ(*found, 1000 + j) << "manager " << j;
+      }
+      // A hop to a fresh thread carries every one of them.
+      Go([&] {
+        for (int j = 0; j < kManagers; ++j) {
+          const int* found = managers[j]->GetValue(key);
+          ASSERT_NE(found, nullptr) << "manager " << j;
+          EXPECT_EQ(*found, 1000 + j) << "manager " << j;
+        }
+      }).join();
+      return;
+    }
+    managers[i]->SetValues({{key, 1000 + i}}, [&] { nest(i + 1); });
+  };
+  nest(0);
+  for (int j = 0; j < kManagers; ++j) {
+    EXPECT_EQ(managers[j]->GetValue(key), nullptr) << "manager " << j;
+  }
+}
+
+// unbound_context, what the thread_local strategy's slot holds while no
+// context is bound (so the inline read needs no test for "none"), is shared
+// by every such thread: a write to it would show one flow's values to all
+// of them. After work of every kind on many threads (scopes, hops, guards,
+// thread exit, more managers than the inline slots), it is still empty.
+TEST(UnboundContextTest, StaysEmptyAfterEveryKindOfWork) {
+  std::vector<std::unique_ptr<ContextManager>> managers;
+  for (int i = 0; i < 12; ++i) {
+    managers.push_back(std::make_unique<ContextManager>(ThreadLocalStrategy()));
+  }
+  const ContextKey key = GenSym();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 50; ++round) {
+        ContextManager& mgr = *managers[(t + round) % managers.size()];
+        Snapshot snapshot;
+        mgr.SetValues({{key, t}}, [&] {
+          snapshot = Capture();
+          ScopedValues guard(*managers[11], {{key, round}});
+        });
+        std::thread([&] { snapshot.Run([&] { EXPECT_NE(mgr.GetValue(key), nullptr); }); })
+            .join();
+        auto bound = mgr.SetValues({{key, t}}, [] { return Bind([] {}); });
+        bound();
+        {
+          ScopedSnapshot installed(snapshot);
+          EXPECT_NE(mgr.GetValue(key), nullptr);
+        }
+        EXPECT_EQ(mgr.GetValue(key), nullptr);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const Context& unbound = internal::unbound_context;
+  EXPECT_TRUE(unbound.IsEmpty());
+  EXPECT_EQ(unbound.id(), 0u);
+  EXPECT_EQ(unbound.innermost_scope(), nullptr);
+  EXPECT_EQ(unbound.run_base(), nullptr);
+  EXPECT_EQ(unbound.capacity(), Context::kInlineSlots);  // never grown
+  for (uint32_t slot = 0; slot < Context::kInlineSlots; ++slot) {
+    EXPECT_EQ(unbound.Slot(slot), nullptr) << "slot " << slot;
+    EXPECT_EQ(unbound.InlineSlotForRead(slot), &internal::no_frame);
+  }
+  EXPECT_EQ(ThreadLocalStrategy().Current(), nullptr);
 }
 
 // Managers of different strategies in one flow are captured and carried

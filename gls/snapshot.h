@@ -198,11 +198,11 @@ inline Snapshot Capture() noexcept {
     internal::CaptureAllStrategies(snapshot);
     return snapshot;
   }
-  // The common case, one strategy: read inline.
-  const Context* ctx = internal::DefaultCurrent();
-  if (ctx != nullptr && ctx->top() != nullptr) {
-    ctx->top()->Ref();
-    snapshot.frames_[0] = ctx->top();
+  // The common case, one strategy: read inline (a flow with no context
+  // reads unbound_context, whose top is nullptr).
+  if (internal::Frame* top = internal::DefaultContextForRead()->top()) {
+    top->Ref();
+    snapshot.frames_[0] = top;
     snapshot.count_ = 1;
   }
   return snapshot;

@@ -11,19 +11,24 @@
 
 namespace gls {
 
-Context::~Context() { delete[] overflow_; }
+namespace internal {
+constinit const FrameHead no_frame;
+constinit Context unbound_context;
+}  // namespace internal
 
 size_t Context::MemoryBytes() const {
-  return sizeof(Context) + overflow_capacity_ * sizeof(internal::Frame*);
+  return sizeof(Context) + overflow_capacity_ * sizeof(internal::FrameHead*);
 }
 
 void Context::Grow(uint32_t slot) {
   const uint32_t needed = slot - kInlineSlots + 1;
   uint32_t capacity = overflow_capacity_ == 0 ? 8 : overflow_capacity_ * 2;
   while (capacity < needed) capacity *= 2;
-  auto* grown = new internal::Frame*[capacity]();
-  for (uint32_t i = 0; i < overflow_capacity_; ++i) grown[i] = overflow_[i];
-  internal::Frame** old = overflow_;
+  auto* grown = new const internal::FrameHead*[capacity];
+  for (uint32_t i = 0; i < capacity; ++i) {
+    grown[i] = i < overflow_capacity_ ? overflow_[i] : &internal::no_frame;
+  }
+  const internal::FrameHead** old = overflow_;
   // A signal handler on this thread reads overflow_capacity_ then overflow_:
   // publish the larger table first, so whatever it reads is in bounds.
   std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -35,8 +40,12 @@ void Context::Grow(uint32_t slot) {
 }
 
 void Context::ClearSlots() {
-  for (uint32_t i = 0; i < kInlineSlots; ++i) inline_slots_[i] = nullptr;
-  for (uint32_t i = 0; i < overflow_capacity_; ++i) overflow_[i] = nullptr;
+  for (uint32_t i = 0; i < kInlineSlots; ++i) {
+    inline_slots_[i] = &internal::no_frame;
+  }
+  for (uint32_t i = 0; i < overflow_capacity_; ++i) {
+    overflow_[i] = &internal::no_frame;
+  }
   std::atomic_signal_fence(std::memory_order_release);
 }
 

@@ -28,18 +28,53 @@
 
 namespace gls {
 
+class Context;
+class Value;
+
 namespace internal {
 class Frame;
 class Scope;
 class ContextPool;
+
+// FrameHead
+//
+// What a read needs of a Frame (gls/internal/frame.h), first in it: the
+// manager it belongs to, as GetValue compares it, and its first two symbol
+// entries. A context's empty slot holds `no_frame` instead of nullptr, and
+// a thread_local flow with no context reads `unbound_context` instead of
+// nullptr, so the default strategy's read is one compare where it was three
+// tests (no context, no frame, another manager's frame).
+struct FrameHead {
+  // The handle of the frame's manager (a ManagerHandle,
+  // gls/internal/registry.h); in `no_frame`, kNoManager, which no manager
+  // has (slots stay below 2^16).
+  static constexpr uint64_t kNoManager = ~uint64_t{0};
+  uint64_t manager_handle = kNoManager;
+  // The first two symbol entries (0: none), and whether that is all of them.
+  uint64_t hot_symbol[2] = {0, 0};
+  const void* hot_data[2] = {nullptr, nullptr};
+  const Value* hot_value[2] = {nullptr, nullptr};
+  bool hot_all = true;
+};
+
+// no_frame: what an empty slot holds. Never written.
+extern const FrameHead no_frame;
+
+// unbound_context: a context with no values and every slot empty, which the
+// thread_local strategy's slot holds while no context is bound (its
+// Current() still answers nullptr). Never written: Context's mutators are
+// only reached through Current(), never through this object.
+extern Context unbound_context;
 }  // namespace internal
 
 class Context {
  public:
-  Context() = default;
+  constexpr Context() = default;
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
-  ~Context();
+  // Trivial: contexts are never destroyed (the pool keeps them, and
+  // unbound_context must outlive every thread_local destructor).
+  ~Context() = default;
 
   uint64_t id() const { return id_; }
 
@@ -47,12 +82,27 @@ class Context {
   internal::Frame* top() const { return top_; }
 
   // Slot(slot): the innermost frame of manager slot `slot`, or nullptr. The
-  // caller checks the frame's handle against the manager's. The first
-  // kInlineSlots slots are a fixed array: no bound to load.
-  internal::Frame* Slot(uint32_t slot) const {
-    if (ABSL_PREDICT_TRUE(slot < kInlineSlots)) return inline_slots_[slot];
-    return OverflowSlot(slot);
+  // caller checks the frame's handle against the manager's. Defined in
+  // gls/internal/frame.h, where Frame is complete.
+  internal::Frame* Slot(uint32_t slot) const;
+
+  // InlineSlotForRead(slot): the head in inline slot `slot % kInlineSlots`,
+  // never nullptr (an empty slot holds no_frame). For the default
+  // strategy's inline read, which compares the head's read_handle with the
+  // manager's handle: a slot beyond the inline ones lands on a frame of
+  // another slot (or no_frame), which never matches, and takes the slow
+  // path.
+  const internal::FrameHead* InlineSlotForRead(uint32_t slot) const {
+    return inline_slots_[slot & (kInlineSlots - 1)];
   }
+  // SlotForRead(slot): the head in slot `slot`, never nullptr (no_frame if
+  // empty or beyond the table).
+  const internal::FrameHead* SlotForRead(uint32_t slot) const {
+    if (ABSL_PREDICT_TRUE(slot < kInlineSlots)) return inline_slots_[slot];
+    const uint32_t i = slot - kInlineSlots;
+    return i < overflow_capacity_ ? overflow_[i] : &internal::no_frame;
+  }
+  static constexpr uint32_t kInlineSlots = 8;
 
   // capacity(): slots the table has room for.
   uint32_t capacity() const { return kInlineSlots + overflow_capacity_; }
@@ -71,16 +121,9 @@ class Context {
     top_ = frame;
     std::atomic_signal_fence(std::memory_order_release);
   }
-  // Sets a slot Reserve made room for (or any slot to nullptr).
-  void SetSlot(uint32_t slot, internal::Frame* frame) {
-    std::atomic_signal_fence(std::memory_order_release);
-    if (slot < kInlineSlots) {
-      inline_slots_[slot] = frame;
-    } else if (slot - kInlineSlots < overflow_capacity_) {
-      overflow_[slot - kInlineSlots] = frame;
-    }
-    std::atomic_signal_fence(std::memory_order_release);
-  }
+  // Sets a slot Reserve made room for (or any slot to nullptr: empty).
+  // Defined in gls/internal/frame.h, where Frame is complete.
+  void SetSlot(uint32_t slot, internal::Frame* frame);
   // Makes every slot empty.
   void ClearSlots();
   // Reserves room for `slot` (may allocate: throws std::bad_alloc; call
@@ -101,12 +144,16 @@ class Context {
 
  private:
   friend class internal::ContextPool;
-  static constexpr uint32_t kInlineSlots = 8;
 
   void Grow(uint32_t slot);
-  internal::Frame* OverflowSlot(uint32_t slot) const {
-    const uint32_t i = slot - kInlineSlots;
-    return i < overflow_capacity_ ? overflow_[i] : nullptr;
+  void SetSlotHead(uint32_t slot, const internal::FrameHead* head) {
+    std::atomic_signal_fence(std::memory_order_release);
+    if (slot < kInlineSlots) {
+      inline_slots_[slot] = head;
+    } else if (slot - kInlineSlots < overflow_capacity_) {
+      overflow_[slot - kInlineSlots] = head;
+    }
+    std::atomic_signal_fence(std::memory_order_release);
   }
 
   uint64_t id_ = 0;
@@ -116,9 +163,13 @@ class Context {
   // them are visible.
   internal::Frame* run_base_ = nullptr;
   internal::Scope* innermost_scope_ = nullptr;
-  internal::Frame* inline_slots_[kInlineSlots] = {};
+  const internal::FrameHead* inline_slots_[kInlineSlots] = {
+      &internal::no_frame, &internal::no_frame, &internal::no_frame,
+      &internal::no_frame, &internal::no_frame, &internal::no_frame,
+      &internal::no_frame, &internal::no_frame};
+  static_assert(kInlineSlots == 8, "inline_slots_ lists every slot");
   // Slots from kInlineSlots on, when a process has that many managers alive.
-  internal::Frame** overflow_ = nullptr;
+  const internal::FrameHead** overflow_ = nullptr;
   uint32_t overflow_capacity_ = 0;
   // In the padding after overflow_capacity_: the hot fields keep their
   // offsets.

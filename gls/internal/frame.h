@@ -33,7 +33,7 @@
 namespace gls {
 namespace internal {
 
-class Frame {
+class Frame : public FrameHead {
  public:
   // New(handle, strategy, base, overrides, parent): a frame holding `base`
   // (may be nullptr) merged with `overrides`, with one reference. Throws
@@ -44,8 +44,8 @@ class Frame {
   static Frame* New(ManagerHandle handle, const Strategy* strategy,
                     const Values* base, Values&& overrides, Frame* parent);
 
-  ManagerHandle handle() const { return handle_; }
-  uint32_t slot() const { return SlotOf(handle_); }
+  ManagerHandle handle() const { return manager_handle; }
+  uint32_t slot() const { return SlotOf(manager_handle); }
   const Strategy* strategy() const { return strategy_; }
   const Values& values() const { return values_; }
   Frame* parent() const { return parent_; }
@@ -59,14 +59,14 @@ class Frame {
   // symbol entries are kept beside the frame's header, so the common scope
   // of one or two keys is read without touching the entries.
   const Value* FindSymbol(uint64_t id) const {
-    if (ABSL_PREDICT_TRUE(hot_symbol_[0] == id)) return hot_value_[0];
-    if (hot_symbol_[1] == id) return hot_value_[1];
-    return hot_all_ ? nullptr : values_.FindSymbol(id);
+    if (ABSL_PREDICT_TRUE(hot_symbol[0] == id)) return hot_value[0];
+    if (hot_symbol[1] == id) return hot_value[1];
+    return hot_all ? nullptr : values_.FindSymbol(id);
   }
   const void* FindSymbolData(uint64_t id) const {
-    if (ABSL_PREDICT_TRUE(hot_symbol_[0] == id)) return hot_data_[0];
-    if (hot_symbol_[1] == id) return hot_data_[1];
-    if (hot_all_) return nullptr;
+    if (ABSL_PREDICT_TRUE(hot_symbol[0] == id)) return hot_data[0];
+    if (hot_symbol[1] == id) return hot_data[1];
+    if (hot_all) return nullptr;
     const Value* value = values_.FindSymbol(id);
     return value == nullptr ? nullptr : value->data();
   }
@@ -92,7 +92,7 @@ class Frame {
   template <typename V>
   Frame(ManagerHandle handle, const Strategy* strategy, const Values* base,
         V&& overrides, Frame* parent)
-      : handle_(handle),
+      : FrameHead{.manager_handle = handle},
         strategy_(strategy),
         parent_(parent),
         values_(base == nullptr
@@ -102,12 +102,12 @@ class Frame {
     for (const Values::Entry& entry : values_) {
       if (!entry.first.is_symbol()) break;  // symbols sort first
       if (hot == 2) {
-        hot_all_ = false;
+        hot_all = false;
         break;
       }
-      hot_symbol_[hot] = entry.first.symbol();
-      hot_value_[hot] = &entry.second;
-      hot_data_[hot] = entry.second.data();
+      hot_symbol[hot] = entry.first.symbol();
+      hot_value[hot] = &entry.second;
+      hot_data[hot] = entry.second.data();
       ++hot;
     }
   }
@@ -124,16 +124,29 @@ class Frame {
   // Set (by the owning flow, before it drops its reference) when this frame
   // holds a reference on parent_.
   bool owns_parent_ = false;
-  const ManagerHandle handle_;
-  // The first two symbol entries (0: none), and whether that is all of them.
-  uint64_t hot_symbol_[2] = {0, 0};
-  const void* hot_data_[2] = {nullptr, nullptr};
-  const Value* hot_value_[2] = {nullptr, nullptr};
-  bool hot_all_ = true;
   const Strategy* const strategy_;
   Frame* const parent_;
   const Values values_;
 };
+
+}  // namespace internal
+
+inline internal::Frame* Context::Slot(uint32_t slot) const {
+  const internal::FrameHead* head = SlotForRead(slot);
+  // Only frames and no_frame are ever stored, and frames are never const.
+  return head == &internal::no_frame
+             ? nullptr
+             : const_cast<internal::Frame*>(
+                   static_cast<const internal::Frame*>(head));
+}
+
+inline void Context::SetSlot(uint32_t slot, internal::Frame* frame) {
+  SetSlotHead(slot, frame == nullptr
+                        ? &internal::no_frame
+                        : static_cast<const internal::FrameHead*>(frame));
+}
+
+namespace internal {
 
 // Scope
 //

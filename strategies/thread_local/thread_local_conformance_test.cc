@@ -23,9 +23,9 @@ TEST(ThreadLocalStrategyTest, NameAndThreadSlot) {
   EXPECT_EQ(ThreadLocalStrategy().Current(), nullptr);
   internal::EnsureContext(ThreadLocalStrategy(), [](Context* ctx) {
     EXPECT_EQ(ThreadLocalStrategy().Current(), ctx);
-    EXPECT_EQ(thread_local_internal::tls_context, ctx);
+    EXPECT_EQ(thread_local_internal::CurrentOrNull(), ctx);
   });
-  EXPECT_EQ(thread_local_internal::tls_context, nullptr);
+  EXPECT_EQ(thread_local_internal::CurrentOrNull(), nullptr);
 }
 
 // Two fibers on this thread, each with one scope of `mgr` that switches away

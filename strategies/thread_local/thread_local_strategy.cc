@@ -3,7 +3,7 @@
 namespace gls {
 
 namespace thread_local_internal {
-constinit thread_local Context* tls_context = nullptr;
+constinit thread_local Context* tls_context = &internal::unbound_context;
 }  // namespace thread_local_internal
 
 namespace {
@@ -14,7 +14,9 @@ class ThreadLocal final : public Strategy {
  public:
   std::string_view name() const override { return "thread_local"; }
 
-  Context* Current() const noexcept override { return tls_context; }
+  Context* Current() const noexcept override {
+    return thread_local_internal::CurrentOrNull();
+  }
 
   void RunBound(Context* ctx, absl::FunctionRef<void()> fn) const override {
     thread_local_internal::Binding binding(ctx);
@@ -24,11 +26,13 @@ class ThreadLocal final : public Strategy {
   bool CanAttach() const noexcept override { return true; }
 
   bool Attach(Context* ctx) const override {
-    tls_context = ctx;
+    thread_local_internal::SetCurrent(ctx);
     return true;
   }
 
-  void Detach(Context* /*ctx*/) const override { tls_context = nullptr; }
+  void Detach(Context* /*ctx*/) const override {
+    thread_local_internal::SetCurrent(nullptr);
+  }
 };
 
 }  // namespace

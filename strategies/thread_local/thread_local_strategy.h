@@ -24,6 +24,7 @@
 #ifndef STRATEGIES_THREAD_LOCAL_THREAD_LOCAL_STRATEGY_H_
 #define STRATEGIES_THREAD_LOCAL_THREAD_LOCAL_STRATEGY_H_
 
+#include "gls/internal/context.h"
 #include "gls/strategy.h"
 
 namespace gls {
@@ -31,16 +32,29 @@ namespace gls {
 namespace thread_local_internal {
 // The running thread's context: the strategy's one piece of state. Initial-
 // exec TLS, declared constinit so readers need no TLS wrapper call: one
-// %fs-relative load. Not for users; read through gls.
+// %fs-relative load. Never nullptr: while no context is bound it holds
+// &internal::unbound_context (no values), so gls's inline read needs no
+// test for "none". Not for users; read through gls, and written only
+// through SetCurrent and Binding.
 extern constinit thread_local Context* tls_context
     __attribute__((tls_model("initial-exec")));
+
+// CurrentOrNull(): the bound context, or nullptr (the strategy's Current()).
+inline Context* CurrentOrNull() noexcept {
+  Context* ctx = tls_context;
+  return ctx == &internal::unbound_context ? nullptr : ctx;
+}
+// SetCurrent(ctx): binds `ctx` (nullptr: none).
+inline void SetCurrent(Context* ctx) noexcept {
+  tls_context = ctx == nullptr ? &internal::unbound_context : ctx;
+}
 
 // Binds a context to this thread for its lifetime and restores the previous
 // one however the scope ends: the strategy's RunBound, also used inline when
 // thread_local is the default strategy.
 class Binding {
  public:
-  explicit Binding(Context* ctx) : previous_(tls_context) { tls_context = ctx; }
+  explicit Binding(Context* ctx) : previous_(tls_context) { SetCurrent(ctx); }
   ~Binding() { tls_context = previous_; }
   Binding(const Binding&) = delete;
   Binding& operator=(const Binding&) = delete;

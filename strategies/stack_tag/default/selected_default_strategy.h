@@ -8,6 +8,7 @@
 #ifndef GLS_INTERNAL_SELECTED_DEFAULT_STRATEGY_H_
 #define GLS_INTERNAL_SELECTED_DEFAULT_STRATEGY_H_
 
+#include "gls/internal/context.h"
 #include "gls/strategy.h"
 #include "strategies/stack_tag/stack_tag_strategy.h"
 
@@ -15,6 +16,13 @@ namespace gls {
 namespace internal {
 
 inline Context* DefaultCurrent() noexcept { return stack_tag_internal::DefaultWalkerCurrent(); }
+
+// DefaultContextForRead(): DefaultCurrent(), or unbound_context (no
+// values) where it is nullptr: never nullptr, for GetValue's inline read.
+inline const Context* DefaultContextForRead() noexcept {
+  const Context* ctx = DefaultCurrent();
+  return ctx != nullptr ? ctx : &unbound_context;
+}
 
 // DefaultRunBound(ctx, fn): the default strategy's RunBound, inline where
 // it can be.

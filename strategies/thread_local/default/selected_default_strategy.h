@@ -14,7 +14,16 @@
 namespace gls {
 namespace internal {
 
-inline Context* DefaultCurrent() noexcept { return thread_local_internal::tls_context; }
+inline Context* DefaultCurrent() noexcept {
+  return thread_local_internal::CurrentOrNull();
+}
+
+// DefaultContextForRead(): the default strategy's current context, or
+// unbound_context (no values) where it has none: never nullptr, so
+// GetValue's inline read does not test for it. One TLS load here.
+inline const Context* DefaultContextForRead() noexcept {
+  return thread_local_internal::tls_context;
+}
 
 // DefaultRunBound(ctx, fn): the default strategy's RunBound, inline where
 // it can be.
