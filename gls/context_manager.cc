@@ -37,8 +37,11 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void ContextManager::SetValuesIn(
     // //bench:instructions).
     const uint32_t slot = internal::SlotOf(handle_);
     ctx->Reserve(slot);
-    const internal::Frame* visible = ctx->Slot(slot);
-    if (visible != nullptr && visible->handle() != handle_) visible = nullptr;
+    const internal::FrameHead* head = ctx->SlotForRead(slot);
+    const internal::Frame* visible =
+        head->manager_handle == handle_
+            ? static_cast<const internal::Frame*>(head)
+            : nullptr;
     internal::Frame* frame = internal::Frame::New(
         handle_, strategy_, visible == nullptr ? nullptr : &visible->values(),
         std::forward<V>(values), ctx->top());

@@ -337,8 +337,11 @@ class ContextManager {
       Context* ctx, const Values& values) const {
     const uint32_t slot = internal::SlotOf(handle_);
     ctx->Reserve(slot);
-    const internal::Frame* visible = ctx->Slot(slot);
-    if (visible != nullptr && visible->handle() != handle_) visible = nullptr;
+    const internal::FrameHead* head = ctx->SlotForRead(slot);
+    const internal::Frame* visible =
+        head->manager_handle == handle_
+            ? static_cast<const internal::Frame*>(head)
+            : nullptr;
     return internal::Frame::New(
         handle_, strategy_, visible == nullptr ? nullptr : &visible->values(),
         values, ctx->top());

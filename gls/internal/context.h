@@ -124,6 +124,18 @@ class Context {
   // Sets a slot Reserve made room for (or any slot to nullptr: empty).
   // Defined in gls/internal/frame.h, where Frame is complete.
   void SetSlot(uint32_t slot, internal::Frame* frame);
+  // SetSlotHead(slot, head): the same with a head as SlotForRead returns
+  // it (never nullptr; &no_frame: empty), for scopes that save and restore
+  // a slot without looking at it.
+  void SetSlotHead(uint32_t slot, const internal::FrameHead* head) {
+    std::atomic_signal_fence(std::memory_order_release);
+    if (slot < kInlineSlots) {
+      inline_slots_[slot] = head;
+    } else if (slot - kInlineSlots < overflow_capacity_) {
+      overflow_[slot - kInlineSlots] = head;
+    }
+    std::atomic_signal_fence(std::memory_order_release);
+  }
   // Makes every slot empty.
   void ClearSlots();
   // Reserves room for `slot` (may allocate: throws std::bad_alloc; call
@@ -146,15 +158,6 @@ class Context {
   friend class internal::ContextPool;
 
   void Grow(uint32_t slot);
-  void SetSlotHead(uint32_t slot, const internal::FrameHead* head) {
-    std::atomic_signal_fence(std::memory_order_release);
-    if (slot < kInlineSlots) {
-      inline_slots_[slot] = head;
-    } else if (slot - kInlineSlots < overflow_capacity_) {
-      overflow_[slot - kInlineSlots] = head;
-    }
-    std::atomic_signal_fence(std::memory_order_release);
-  }
 
   uint64_t id_ = 0;
   internal::Frame* top_ = nullptr;

@@ -174,9 +174,9 @@ class Scope {
         frame_(frame),
         slot_(frame->slot()),
         saved_top_(ctx->top()),
-        saved_slot_(ctx->Slot(slot_)),
+        saved_slot_(ctx->SlotForRead(slot_)),
         prev_scope_(ctx->innermost_scope()) {
-    ctx_->SetSlot(slot_, frame_);  // the caller reserved the slot
+    ctx_->SetSlotHead(slot_, frame_);  // the caller reserved the slot
     ctx_->SetTop(frame_);
     ctx_->set_innermost_scope(this);
   }
@@ -201,7 +201,7 @@ class Scope {
     // Rebuild's order: the top, then the slot.
     ctx->SetTop(frame);
     ctx->set_run_base(frame);
-    ctx->SetSlot(slot, frame);
+    ctx->SetSlotHead(slot, frame);
     ctx->set_innermost_scope(this);
   }
   ~Scope() {
@@ -211,7 +211,7 @@ class Scope {
     }
     ctx_->set_innermost_scope(prev_scope_);
     if (ABSL_PREDICT_TRUE(slot_ != kNoSlot)) {
-      ctx_->SetSlot(slot_, saved_slot_);
+      ctx_->SetSlotHead(slot_, saved_slot_);
       ctx_->SetTop(saved_top_);
       Frame::EndScope(frame_);
     } else if (saved_top_ == nullptr && frame_ != nullptr &&
@@ -220,7 +220,7 @@ class Scope {
       // it, inline (its slot is the only one the install set).
       ctx_->SetTop(nullptr);
       ctx_->set_run_base(saved_run_base_);
-      ctx_->SetSlot(frame_->slot(), nullptr);
+      ctx_->SetSlotHead(frame_->slot(), &no_frame);
     } else {
       EndInstall();
     }
@@ -246,7 +246,7 @@ class Scope {
   const uint32_t slot_;  // kNoSlot for Install
   bool guard_ = false;
   Frame* saved_top_;
-  Frame* saved_slot_ = nullptr;
+  const FrameHead* saved_slot_ = &no_frame;
   Frame* saved_run_base_ = nullptr;
   Scope* prev_scope_;
 };

@@ -4,11 +4,13 @@
 #include <sys/time.h>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gls/context_manager.h"
@@ -47,6 +49,28 @@ TEST(StackTagTest, SelfCheckPassesInThisBuild) {
     EXPECT_EQ(ThreadLocalStrategy().Current(), nullptr);
     EXPECT_NE(StackTagStrategy().Current(), nullptr);
   });
+}
+
+// A read is async-signal-safe, so it must not change the errno of the code
+// a handler interrupted: the slow paths (libunwind, learning a thread's
+// stack, the one-time warning) restore it. Checked on every path a test can
+// choose: each walker, inside and outside a tag, on a thread's first read.
+TEST_P(StackTagWalkerTest, ReadsLeaveErrnoAlone) {
+  auto read_keeps_errno = [](Walker walker) {
+    errno = 12345;
+    ReadTag(walker);
+    return errno == 12345;
+  };
+  EXPECT_TRUE(read_keeps_errno(GetParam())) << "outside every tag";
+  RunTagged(42, [&] {
+    EXPECT_TRUE(read_keeps_errno(GetParam())) << "inside a tag";
+  });
+  std::thread([&] {
+    EXPECT_TRUE(read_keeps_errno(GetParam())) << "a thread's first read";
+    RunTagged(7, [&] {
+      EXPECT_TRUE(read_keeps_errno(GetParam())) << "a thread's first tag";
+    });
+  }).join();
 }
 
 TEST_P(StackTagWalkerTest, IdsRoundTripUpTo64Bits) {

@@ -6,6 +6,7 @@
 #include <ucontext.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <cinttypes>
 #include <cstddef>
@@ -608,6 +609,23 @@ __attribute__((noinline, noipa)) void TagBody(TagState* s) {
 // read or scope on the main thread needs to learn them later.
 [[maybe_unused]] const bool main_thread_bounds_learned = LearnThreadBounds();
 
+// ErrnoPreserved: restores errno when a read's slow path ends. Reads are
+// async-signal-safe, and a handler's read must not change the errno of the
+// code it interrupted: libunwind (its memory validation calls msync or
+// mincore, which fail with ENOMEM on unmapped pages), pthread_getattr_np and
+// the one-time warning's fprintf may set it. The frame-pointer walk sets
+// nothing, so only the slow paths pay for this (errno is a call away).
+class ErrnoPreserved {
+ public:
+  ErrnoPreserved() : saved_(errno) {}
+  ~ErrnoPreserved() { errno = saved_; }
+  ErrnoPreserved(const ErrnoPreserved&) = delete;
+  ErrnoPreserved& operator=(const ErrnoPreserved&) = delete;
+
+ private:
+  const int saved_;
+};
+
 #if defined(__SANITIZE_THREAD__)
 // Under TSan, libunwind's per-thread caches (unw_backtrace's trace cache,
 // UNW_CACHE_PER_THREAD) are freed by thread-exit destructors that run after
@@ -616,6 +634,7 @@ __attribute__((noinline, noipa)) void TagBody(TagState* s) {
 
 __attribute__((noinline)) std::optional<uint64_t> ReadWithLibunwind(
     const Layout& layout) {
+  ErrnoPreserved errno_preserved;
   Decoder decoder(layout);
   unw_context_t uc;
   unw_cursor_t cursor;
@@ -639,6 +658,7 @@ __attribute__((noinline)) std::optional<uint64_t> ReadWithLibunwind(
 // frames up to the marker.
 __attribute__((noinline)) std::optional<uint64_t> ReadWithLibunwind(
     const Layout& layout) {
+  ErrnoPreserved errno_preserved;
   constexpr int kFirstWindow = 16;
   void* small[kFirstWindow];
   std::vector<void*> large;
@@ -709,6 +729,7 @@ __attribute__((always_inline)) inline std::optional<uint64_t> AnswerOfWalk(
 // walk with libunwind.
 __attribute__((noinline)) std::optional<uint64_t> ReadAfterBrokenChain(
     const Layout& layout, uintptr_t break_fp) {
+  ErrnoPreserved errno_preserved;
   if (LearnThreadStack(break_fp)) {
     Decoder decoder(layout);
     uintptr_t again_break_fp = 0;
@@ -782,6 +803,7 @@ void ReportMissedScopeOnce() {
 // then sees none, as documented for code without frame pointers).
 __attribute__((noinline)) std::optional<uint64_t> ReadAfterMissedScope(
     const Layout& layout, uintptr_t start, bool crossed_signal_frame) {
+  ErrnoPreserved errno_preserved;
   const ThreadStack& t = thread_stack;
   uintptr_t hi = 0;
   if (start >= t.lo && start < t.hi) {
