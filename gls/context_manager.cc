@@ -26,7 +26,7 @@ void ContextManager::Unregister() { internal::UnregisterManager(handle_); }
 template <typename V>
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline void ContextManager::SetValuesIn(
     V&& values, absl::FunctionRef<void()> fn) {
-  if (values.empty()) {
+  if (values.size() == 0) {
     fn();
     return;
   }
@@ -61,6 +61,11 @@ void ContextManager::SetValuesImpl(const Values& values,
 void ContextManager::SetValuesImpl(Values&& values,
                                    absl::FunctionRef<void()> fn) {
   SetValuesIn(std::move(values), fn);
+}
+
+void ContextManager::SetValuesImpl(std::initializer_list<Values::Entry> values,
+                                   absl::FunctionRef<void()> fn) {
+  SetValuesIn(values, fn);
 }
 
 Values ContextManager::GetValues() const {

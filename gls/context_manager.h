@@ -59,6 +59,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -229,6 +230,17 @@ class ContextManager {
     });
   }
 
+  // SetValues({{key, value}, ...}, fn): the same, as users usually write
+  // it: each value is copied once, from the braced list straight into the
+  // scope's frame (no Values in between).
+  template <typename F>
+  std::invoke_result_t<F&> SetValues(std::initializer_list<Values::Entry> values,
+                                     F&& fn) {
+    internal::CheckCallable(fn, "gls::ContextManager::SetValues");
+    return internal::CallReturning(
+        fn, [&](absl::FunctionRef<void()> f) { SetValuesImpl(values, f); });
+  }
+
   // GetValue(key)
   //
   // The value set for `key` (a ContextKey, a string, or a Key) by a SetValues
@@ -327,6 +339,8 @@ class ContextManager {
   friend class ScopedValues;
   void SetValuesImpl(const Values& values, absl::FunctionRef<void()> fn);
   void SetValuesImpl(Values&& values, absl::FunctionRef<void()> fn);
+  void SetValuesImpl(std::initializer_list<Values::Entry> values,
+                     absl::FunctionRef<void()> fn);
   template <typename V>
   void SetValuesIn(V&& values, absl::FunctionRef<void()> fn);
   // NewFrameIn(ctx, values): a frame of this manager for `ctx`'s flow:

@@ -73,7 +73,9 @@ absl::Status Value::TypeMismatch(const std::type_info& requested) const {
 }
 
 Values::Values(std::initializer_list<Entry> entries) {
-  entries_.reserve(entries.size());
+  // Within the inline capacity there is room already; reserve() is an
+  // out-of-line call even then (about 27 instructions per SetValues).
+  if (entries.size() > entries_.capacity()) entries_.reserve(entries.size());
   for (const Entry& e : entries) {
     // Keys given in order (always so for one entry): each entry is copied
     // once, straight into place. Otherwise Set sorts and replaces.

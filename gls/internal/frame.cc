@@ -123,6 +123,13 @@ Frame* Frame::New(ManagerHandle handle, const Strategy* strategy,
   return NewImpl(handle, strategy, base, std::move(overrides), parent);
 }
 
+Frame* Frame::New(ManagerHandle handle, const Strategy* strategy,
+                  const Values* base,
+                  std::initializer_list<Values::Entry> overrides,
+                  Frame* parent) {
+  return NewImpl(handle, strategy, base, overrides, parent);
+}
+
 void Frame::Free(Frame* frame) noexcept {
   frame->~Frame();
   GLS_COUNT_FRAME(-1);

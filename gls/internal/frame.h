@@ -22,6 +22,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <type_traits>
+#include <initializer_list>
 #include <utility>
 
 #include "absl/base/optimization.h"
@@ -43,6 +45,11 @@ class Frame : public FrameHead {
   // The same, moving `overrides`' entries into the frame.
   static Frame* New(ManagerHandle handle, const Strategy* strategy,
                     const Values* base, Values&& overrides, Frame* parent);
+  // The same, copying each entry of a braced list once, into the frame.
+  static Frame* New(ManagerHandle handle, const Strategy* strategy,
+                    const Values* base,
+                    std::initializer_list<Values::Entry> overrides,
+                    Frame* parent);
 
   ManagerHandle handle() const { return manager_handle; }
   uint32_t slot() const { return SlotOf(manager_handle); }
@@ -95,9 +102,8 @@ class Frame : public FrameHead {
       : FrameHead{.manager_handle = handle},
         strategy_(strategy),
         parent_(parent),
-        values_(base == nullptr
-                    ? Values(std::forward<V>(overrides))
-                    : Values::Merged(*base, std::forward<V>(overrides))) {
+        values_(base == nullptr ? Values(std::forward<V>(overrides))
+                                : MergedWith(*base, std::forward<V>(overrides))) {
     int hot = 0;
     for (const Values::Entry& entry : values_) {
       if (!entry.first.is_symbol()) break;  // symbols sort first
@@ -112,6 +118,15 @@ class Frame : public FrameHead {
     }
   }
   ~Frame() = default;
+  template <typename V>
+  static Values MergedWith(const Values& base, V&& overrides) {
+    if constexpr (std::is_same_v<std::decay_t<V>,
+                                 std::initializer_list<Values::Entry>>) {
+      return Values::Merged(base, Values(overrides));
+    } else {
+      return Values::Merged(base, std::forward<V>(overrides));
+    }
+  }
   template <typename V>
   static Frame* NewImpl(ManagerHandle handle, const Strategy* strategy,
                         const Values* base, V&& overrides, Frame* parent);
