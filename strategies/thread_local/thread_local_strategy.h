@@ -54,7 +54,8 @@ inline void SetCurrent(Context* ctx) noexcept {
 // thread_local is the default strategy.
 class Binding {
  public:
-  explicit Binding(Context* ctx) : previous_(tls_context) { SetCurrent(ctx); }
+  // `ctx` is never nullptr (RunBound's contract): stored as is.
+  explicit Binding(Context* ctx) : previous_(tls_context) { tls_context = ctx; }
   ~Binding() { tls_context = previous_; }
   Binding(const Binding&) = delete;
   Binding& operator=(const Binding&) = delete;
