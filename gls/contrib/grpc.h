@@ -31,7 +31,9 @@
 //   * the async CompletionQueue API: when the call's first tag (the request)
 //     arrives, RpcValues(propagation, context) decodes the values into a
 //     gls::Snapshot kept with the call; the code run for each of the call's
-//     tags runs inside snapshot.Run (example below);
+//     tags runs inside RunTag(snapshot, code) (example below), which runs it
+//     in a copy of the snapshot: the call's last tag usually deletes the
+//     call, and the snapshot it holds with it;
 //   * client callbacks gRPC runs later (a callback stub's completion, a
 //     client reactor's reactions) run on gRPC's threads with no values:
 //     bind them with gls::Bind or a captured gls::Snapshot where they need
@@ -109,7 +111,7 @@
 //   // Server, async: in the call's state machine.
 //   void CallData::Proceed(bool ok) {           // run for each of its tags
 //     if (state_ == kRequested) values_ = gls::grpc_values::RpcValues(propagation, ctx_);
-//     values_.Run([&] { Step(ok); });           // every tag's code in its values
+//     gls::grpc_values::RunTag(values_, [&] { Step(ok); });  // may delete this
 //   }
 #ifndef GLS_CONTRIB_GRPC_H_
 #define GLS_CONTRIB_GRPC_H_
@@ -301,6 +303,20 @@ std::invoke_result_t<F&> Serve(const Propagation& propagation,
   return RpcValues(propagation, context).Run(std::forward<F>(body));
 }
 
+// RunTag
+//
+// RunTag(rpc_values, code): runs `code` in the values of `rpc_values` (an
+// RpcValues snapshot) and returns what it returns, holding its own
+// reference to them meanwhile, so `code` may destroy the object that holds
+// `rpc_values` (an async call deleting itself on its last tag). One atomic
+// increment more than rpc_values.Run(code), which would read freed memory
+// in that case.
+template <typename F>
+std::invoke_result_t<F&> RunTag(const Snapshot& rpc_values, F&& code) {
+  Snapshot keep = rpc_values;
+  return keep.Run(std::forward<F>(code));
+}
+
 namespace internal {
 
 // Holds a reactor's snapshot. A base placed before the reactor, so it is
@@ -308,14 +324,6 @@ namespace internal {
 struct SnapshotHolder {
   Snapshot rpc_snapshot;
 };
-
-// OnDone usually deletes the reactor, and the snapshot with it: run it in a
-// copy that outlives the call.
-template <typename F>
-void RunOnDone(const Snapshot& snapshot, F&& fn) {
-  Snapshot keep = snapshot;
-  keep.Run(std::forward<F>(fn));
-}
 
 template <typename Request>
 std::true_type IsRead(grpc::ServerReadReactor<Request>*);
@@ -352,7 +360,8 @@ class InValues<R, 1> : private SnapshotHolder, public R {
     rpc_snapshot.Run([&] { R::OnCancel(); });
   }
   void OnDone() override {
-    RunOnDone(rpc_snapshot, [&] { R::OnDone(); });
+    // OnDone usually deletes the reactor, and the snapshot with it.
+    RunTag(rpc_snapshot, [&] { R::OnDone(); });
   }
 };
 
@@ -373,7 +382,8 @@ class InValues<R, 2> : private SnapshotHolder, public R {
     rpc_snapshot.Run([&] { R::OnCancel(); });
   }
   void OnDone() override {
-    RunOnDone(rpc_snapshot, [&] { R::OnDone(); });
+    // OnDone usually deletes the reactor, and the snapshot with it.
+    RunTag(rpc_snapshot, [&] { R::OnDone(); });
   }
 };
 
@@ -394,7 +404,8 @@ class InValues<R, 3> : private SnapshotHolder, public R {
     rpc_snapshot.Run([&] { R::OnCancel(); });
   }
   void OnDone() override {
-    RunOnDone(rpc_snapshot, [&] { R::OnDone(); });
+    // OnDone usually deletes the reactor, and the snapshot with it.
+    RunTag(rpc_snapshot, [&] { R::OnDone(); });
   }
 };
 
@@ -418,7 +429,8 @@ class InValues<R, 4> : private SnapshotHolder, public R {
     rpc_snapshot.Run([&] { R::OnCancel(); });
   }
   void OnDone() override {
-    RunOnDone(rpc_snapshot, [&] { R::OnDone(); });
+    // OnDone usually deletes the reactor, and the snapshot with it.
+    RunTag(rpc_snapshot, [&] { R::OnDone(); });
   }
 };
 

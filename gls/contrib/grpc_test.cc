@@ -340,7 +340,7 @@ class AsyncCall {
       expected_ = ExpectedOf(ctx_);
       if (!expected_.plain) values_ = gv::RpcValues(Prop(), ctx_);
     }
-    values_.Run([&] { Step(ok); });
+    gv::RunTag(values_, [&] { Step(ok); });  // Step may delete this
   }
 
  protected:
