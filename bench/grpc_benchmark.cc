@@ -181,8 +181,8 @@ void BM_GrpcUnary_gls(benchmark::State& state) {
   });
 }
 
-BENCHMARK(BM_GrpcUnary_plain)->Name("BM_GrpcUnary/plain")->UseRealTime();
-BENCHMARK(BM_GrpcUnary_gls)->Name("BM_GrpcUnary/gls")->UseRealTime();
+BENCHMARK(BM_GrpcUnary_plain)->Name("BM_GrpcUnary/plain");
+BENCHMARK(BM_GrpcUnary_gls)->Name("BM_GrpcUnary/gls");
 
 int Count(std::string_view mode, int rpcs) {
   bool gls = mode == "gls";
