@@ -66,8 +66,11 @@
 // RPC. On the client, a value that gRPC would refuse to send (not printable
 // ASCII, too long) is left out rather than failing the call.
 //
-// Guarantees (gls/contrib/grpc_test.cc, under the default build, tsan and
-// asan, and examples/grpc_log:e2e_test across processes):
+// Guarantees (gls/contrib/grpc_test.cc and examples/grpc_log:e2e_test
+// across processes, in the default build, under asan and ubsan, and with
+// each strategy as the default; not yet under tsan, which cannot follow
+// Debian's uninstrumented gRPC: docs/benchmarks.md, "gRPC and
+// ThreadSanitizer"):
 //   * A server thread that runs one RPC's code then another's never shows
 //     the first's values to the second, nor any values to code of gRPC's or
 //     of unwrapped handlers: each wrapped piece of code is a Snapshot::Run,

@@ -8,6 +8,7 @@
 #include "gls/contrib/grpc.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
