@@ -47,6 +47,9 @@ gv::Propagation& Prop() {
 // Failures seen on server threads, reported by the test thread.
 std::atomic<int> g_failures{0};
 std::atomic<int> g_checks{0};
+std::atomic<int> g_cancels{0};  // OnCancel reactions run
+// Streaming reactors made for the cancellation test's calls.
+std::atomic<int> g_cancel_test_reactors{0};
 std::mutex g_mu;
 std::vector<std::string> g_messages;
 std::set<std::thread::id> g_threads;
@@ -96,6 +99,10 @@ Expected ExpectedOf(const grpc::ServerContextBase& context) {
     e.fresh_trace = true;
   }
   return e;
+}
+
+void CountCancelTestReactor(const Expected& e) {
+  if (e.request_id.rfind("cancel-", 0) == 0) g_cancel_test_reactors.fetch_add(1);
 }
 
 // Checks the running code sees exactly the RPC's values (or, for a plain
@@ -199,7 +206,10 @@ class UnaryReactor : public grpc::ServerUnaryReactor {
     reply->set_text(Get(kRequestId));
     Finish(grpc::Status::OK);
   }
-  void OnCancel() override { Check(expected_, "callback unary OnCancel"); }
+  void OnCancel() override {
+    g_cancels.fetch_add(1);
+    Check(expected_, "callback unary OnCancel");
+  }
   void OnDone() override {
     Check(expected_, "callback unary OnDone");
     delete this;
@@ -221,7 +231,10 @@ class WriteReactor : public grpc::ServerWriteReactor<EchoReply> {
     if (!ok) return Finish(grpc::Status(grpc::StatusCode::UNKNOWN, "write failed"));
     Next();
   }
-  void OnCancel() override { Check(expected_, "callback server stream OnCancel"); }
+  void OnCancel() override {
+    g_cancels.fetch_add(1);
+    Check(expected_, "callback server stream OnCancel");
+  }
   void OnDone() override {
     Check(expected_, "callback server stream OnDone");
     delete this;
@@ -243,6 +256,7 @@ class ReadReactor : public grpc::ServerReadReactor<EchoRequest> {
   ReadReactor(const grpc::CallbackServerContext& context, EchoReply* reply)
       : expected_(ExpectedOf(context)), reply_(reply) {
     Check(expected_, "callback client stream body");
+    CountCancelTestReactor(expected_);
     StartRead(&request_);
   }
   void OnReadDone(bool ok) override {
@@ -253,7 +267,10 @@ class ReadReactor : public grpc::ServerReadReactor<EchoRequest> {
     }
     StartRead(&request_);
   }
-  void OnCancel() override { Check(expected_, "callback client stream OnCancel"); }
+  void OnCancel() override {
+    g_cancels.fetch_add(1);
+    Check(expected_, "callback client stream OnCancel");
+  }
   void OnDone() override {
     Check(expected_, "callback client stream OnDone");
     delete this;
@@ -270,6 +287,7 @@ class BidiReactor : public grpc::ServerBidiReactor<EchoRequest, EchoReply> {
   explicit BidiReactor(const grpc::CallbackServerContext& context)
       : expected_(ExpectedOf(context)) {
     Check(expected_, "callback bidi body");
+    CountCancelTestReactor(expected_);
     StartSendInitialMetadata();
     StartRead(&request_);
   }
@@ -287,7 +305,10 @@ class BidiReactor : public grpc::ServerBidiReactor<EchoRequest, EchoReply> {
     if (!ok) return Finish(grpc::Status(grpc::StatusCode::UNKNOWN, "write failed"));
     StartRead(&request_);
   }
-  void OnCancel() override { Check(expected_, "callback bidi OnCancel"); }
+  void OnCancel() override {
+    g_cancels.fetch_add(1);
+    Check(expected_, "callback bidi OnCancel");
+  }
   void OnDone() override {
     Check(expected_, "callback bidi OnDone");
     delete this;
@@ -673,6 +694,47 @@ TEST_F(GrpcTest, MetadataToSend) {
   // A mapped value gRPC would refuse is left out, not sent.
   mgr.SetValues({{kRequestId, std::string("bad\nvalue\xff")}},
                 [&] { EXPECT_TRUE(gv::MetadataToSend(Prop()).empty()); });
+}
+
+// Cancelled streams: OnCancel and OnDone of the callback reactors run in
+// the RPC's values too (gRPC runs them on its own threads).
+TEST_F(GrpcTest, CancelledCallbackStreamsReactInTheirValues) {
+  Servers servers;
+  auto stub = Echo::NewStub(Channel(servers.callback_port));
+  g_cancels = 0;
+  g_cancel_test_reactors = 0;
+  constexpr int kCalls = 20;
+  for (int i = 0; i < kCalls; ++i) {
+    std::string id = "cancel-" + std::to_string(i);
+    mgr.SetValues({{Prop().keys().trace_parent, gls::w3c::StartTrace()}, {kRequestId, id}}, [&] {
+      grpc::ClientContext ctx;
+      EchoRequest request;
+      EchoReply reply;
+      if (i % 2 == 0) {
+        auto stream = stub->Bidi(&ctx);
+        stream->Write(request);
+        stream->Read(&reply);  // the server is mid-call
+        ctx.TryCancel();
+        EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+      } else {
+        auto writer = stub->ClientStream(&ctx, &reply);
+        writer->Write(request);
+        ctx.TryCancel();
+        EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+      }
+    });
+  }
+  // Every reactor made for these calls gets OnCancel (a client stream
+  // cancelled before the server saw it makes none; every bidi one is made:
+  // the client read its reply). The reactions may still be on their way:
+  // wait for them (bounded), then check they ran and saw their values.
+  for (int waited = 0; g_cancels.load() < g_cancel_test_reactors.load() && waited < 500;
+       ++waited) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(g_cancel_test_reactors.load(), kCalls / 2);
+  EXPECT_EQ(g_cancels.load(), g_cancel_test_reactors.load());
+  ExpectNoFailures();
 }
 
 TEST(PropagationTest, MapRefusesNamesGrpcWouldMisread) {
