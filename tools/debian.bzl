@@ -3,7 +3,8 @@ their upstream Bazel builds use.
 
 `@com_google_absl//absl/container:flat_hash_map`, `@com_google_googletest//:gtest_main`,
 `@com_github_google_benchmark//:benchmark`, `@libunwind//:libunwind` and
-`@boost//:context`, `@spdlog//:spdlog` resolve to the headers in /usr/include and the shared
+`@boost//:context`, `@spdlog//:spdlog`, `@com_github_grpc_grpc//:grpc++` and
+`@com_google_protobuf//:protobuf` resolve to the headers in /usr/include and the shared
 libraries Debian installs; link flags come from pkg-config where Debian ships a
 .pc file. Nothing is vendored or downloaded. A workspace with network access
 can swap any of them for the upstream source archive by declaring that
@@ -242,4 +243,21 @@ def debian_repositories():
             require = {"/usr/include/spdlog/spdlog.h": "libspdlog-dev", "/usr/include/fmt/format.h": "libfmt-dev"},
             targets = {"spdlog": ["-lspdlog", "-lfmt", "-pthread"]},
             defines = {"spdlog": ["SPDLOG_SHARED_LIB", "SPDLOG_COMPILED_LIB", "SPDLOG_FMT_EXTERNAL"]},
+        )
+    if "com_google_protobuf" not in existing:
+        # Protobuf 3.21's runtime; generated code comes from Debian's protoc
+        # (tools/grpc.bzl).
+        debian_library_repository(
+            name = "com_google_protobuf",
+            require = {"/usr/include/google/protobuf/message.h": "libprotobuf-dev", "/usr/bin/protoc": "protobuf-compiler"},
+            targets = {"protobuf": ["pkg-config:protobuf", "-pthread"]},
+        )
+    if "com_github_grpc_grpc" not in existing:
+        # gRPC 1.51's C++ library (with its C core, Abseil, re2, c-ares and
+        # OpenSSL, as grpc++.pc lists them); grpc_cpp_plugin generates the
+        # service code (tools/grpc.bzl).
+        debian_library_repository(
+            name = "com_github_grpc_grpc",
+            require = {"/usr/include/grpcpp/grpcpp.h": "libgrpc++-dev", "/usr/bin/grpc_cpp_plugin": "protobuf-compiler-grpc"},
+            targets = {"grpc++": ["pkg-config:grpc++", "pkg-config:protobuf", "-pthread"]},
         )

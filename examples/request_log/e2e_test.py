@@ -429,6 +429,107 @@ def check_downstream_failure(binary, tmpdir, dead_port, servers):
     return count
 
 
+GRPC_CLIENTS, GRPC_REQUESTS = 8, 40  # 320 requests over the gRPC hop
+
+
+def check_grpc_back(binary, grpc_binary, tmpdir, servers):
+    """--grpc-back: the HTTP server calls examples/grpc_log's back service over
+    gRPC for each request. Every request's values reach the back: its trace,
+    a new span of it as the back's parent (the span the front's interceptor
+    logged, "grpc_back call span=<id>"), its request id; counts exact."""
+    log = os.path.join(tmpdir, "grpc_back.log")
+    err = open(os.path.join(tmpdir, "grpc_back.stderr"), "wb")
+    back = subprocess.Popen([grpc_binary, "--role", "back", "--port", "0", "--log", log],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                            preexec_fn=die_with_parent)
+    try:
+        sel = selectors.DefaultSelector()
+        sel.register(back.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout=START_TIMEOUT_S):
+            raise Failure("grpc back: no port line")
+        m = re.fullmatch(r"port (\d+)\n", back.stdout.readline().decode())
+        if not m:
+            raise Failure("grpc back: bad port line")
+        front = Server(binary, "grpc_front", tmpdir,
+                       ["--threads", "2", "--grpc-back", f"127.0.0.1:{m.group(1)}"])
+        servers.append(front)
+
+        def client(c):
+            sent = []
+            conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=60)
+            for i in range(GRPC_REQUESTS):
+                trace, parent = os.urandom(16).hex(), os.urandom(8).hex()
+                rid = f"g{c:02d}-{i:03d}-{os.urandom(3).hex()}"
+                conn.request("GET", f"/grpc/{c}/{i}", headers={
+                    "traceparent": f"00-{trace}-{parent}-01", "X-Request-Id": rid})
+                resp = conn.getresponse()
+                body = resp.read().decode()
+                if resp.status != 200 or parse_body(body) != (trace, rid):
+                    raise Failure(f"--grpc-back: status {resp.status}, body {body!r}")
+                sent.append((rid, trace, parent))
+            conn.close()
+            return sent
+
+        with concurrent.futures.ThreadPoolExecutor(GRPC_CLIENTS) as pool:
+            sent = [r for f in [pool.submit(client, c) for c in range(GRPC_CLIENTS)]
+                    for r in f.result()]
+        status = front.stop()
+        if status != 0:
+            raise Failure(f"grpc_front exited with {status}")
+        back.stdin.close()
+        if back.wait(timeout=60) != 0:
+            raise Failure("grpc back exited non-zero")
+    finally:
+        if back.poll() is None:
+            back.kill()
+            back.wait()
+
+    want = {rid: (trace, parent) for rid, trace, parent in sent}
+    call_span, finished = {}, Counter()
+    with open(front.log, errors="replace") as f:
+        for line in f:
+            _, _, fields, message = parse_line(line.rstrip("\n"))
+            rid = fields.get("request_id")
+            if message.startswith("grpc_back call span="):
+                span = message[len("grpc_back call span="):]
+                if rid not in want or rid in call_span:
+                    raise Failure(f"grpc call line of no request or twice: {line!r}")
+                trace, parent = want[rid]
+                if fields.get("trace_id") != trace or fields.get("parent_id") != parent or \
+                        not re.fullmatch(r"[0-9a-f]{16}", span) or span == fields.get("span_id"):
+                    raise Failure(f"grpc call line: want trace {trace} parent {parent}: {line!r}")
+                call_span[rid] = span
+            elif message.startswith("grpc_back "):
+                if f"own_req={rid} " not in message or f"echoed_req={rid}" not in message or \
+                        f"own_trace={fields.get('trace_id')} " not in message or \
+                        "status=ok" not in message:
+                    raise Failure(f"grpc_back line: gls's ids differ from the code's own: {line!r}")
+                finished[rid] += 1
+    work, done = Counter(), Counter()
+    with open(log, errors="replace") as f:
+        for line in f:
+            words = line.split()
+            fields = dict(w.split("=", 1) for w in words if "=" in w)
+            if words[0] not in ("back",) or words[1] not in ("work", "done"):
+                if "trace_id" in fields or "request_id" in fields:
+                    raise Failure(f"grpc back line outside RPCs carries values: {line!r}")
+                continue
+            rid = fields.get("request_id")
+            if rid not in want:
+                raise Failure(f"grpc back line of no request: {line!r}")
+            if fields.get("trace_id") != want[rid][0] or fields.get("parent_id") != call_span.get(rid) \
+                    or fields.get("own_req") != rid or fields.get("own_trace") != want[rid][0] \
+                    or fields.get("own_parent") != call_span.get(rid):
+                raise Failure(f"grpc back: want trace {want[rid][0]} parent "
+                              f"{call_span.get(rid)}: {line!r}")
+            (work if words[1] == "work" else done)[rid] += 1
+    for rid in want:
+        if rid not in call_span or finished[rid] != 1 or work[rid] != 1 or done[rid] != 1:
+            raise Failure(f"{rid}: call span {call_span.get(rid)}, grpc_back lines "
+                          f"{finished[rid]}, back work {work[rid]}, done {done[rid]}")
+    return len(want)
+
+
 def main():
     binary = os.path.abspath(sys.argv[1])
     tmpdir = os.environ.get("TEST_TMPDIR") or "/tmp"
@@ -436,6 +537,23 @@ def main():
     threads = os.environ.get("REQUEST_LOG_THREADS", "3")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("e2e_test: terminated"))
     servers = []
+    # grpc_e2e_test: `e2e_test.py <server> --grpc-back-only <grpc_log server>`,
+    # only the --grpc-back hop (a target of its own: it needs gRPC, which is
+    # not TSan-built, and the HTTP test keeps its tsan run).
+    if len(sys.argv) > 3 and sys.argv[2] == "--grpc-back-only":
+        try:
+            n = check_grpc_back(binary, os.path.abspath(sys.argv[3]), tmpdir, servers)
+            print(f"--grpc-back: {n} requests over gRPC, each with its trace, a new span as "
+                  f"the back's parent and its request id on every line of both processes")
+            return 0
+        except Exception as e:
+            print(f"FAIL: {type(e).__name__}: {e}", file=sys.stderr)
+            for server in servers:
+                print(f"--- {server.name} stderr:\n{server.stderr_text()}", file=sys.stderr)
+            return 1
+        finally:
+            for server in servers:
+                server.kill()
     try:
         back = Server(binary, "back", tmpdir, ["--threads", threads, "--pool-threads", "2"])
         servers.append(back)

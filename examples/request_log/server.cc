@@ -75,11 +75,15 @@
 #include "boost/asio/thread_pool.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "examples/grpc_log/grpc_log.grpc.pb.h"
 #include "examples/request_log/w3c_service.h"
+#include "gls/contrib/grpc.h"
 #include "gls/contrib/asio.h"
 #include "gls/contrib/spdlog.h"
 #include "gls/contrib/w3c.h"
 #include "gls/gls.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/grpcpp.h"
 #include "spdlog/logger.h"
 #include "spdlog/sinks/basic_file_sink.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -134,6 +138,30 @@ const BaggageKey kBaggageAllowlist[] = {{"tenant", &kTenant}, {"user", &kUser}};
 
 std::shared_ptr<spdlog::logger> g_log;
 
+// --grpc-back: the request's values go to the gRPC back service
+// (examples/grpc_log) as metadata, under this server's own keys: the
+// interceptor sends kOutgoing's trace with a new span id for the call (and
+// logs "grpc_back call span=<id>" in the request's values), kTraceState,
+// kBaggage, and kRequestId as x-request-id.
+gls::grpc_values::Propagation& GrpcPropagation() {
+  static gls::grpc_values::Propagation* propagation = [] {
+    gls::grpc_values::TraceKeys keys;
+    keys.trace_parent = kOutgoing;
+    keys.trace_id = kTraceId;
+    keys.span_id = kSpanId;
+    keys.parent_id = kParentId;
+    keys.trace_state = kTraceState;
+    keys.baggage = kBaggage;
+    auto* p = new gls::grpc_values::Propagation(request_values, keys);
+    p->Map("x-request-id", kRequestId);
+    p->OnClientSpan([](const gls::w3c::TraceParent& sent) {
+      g_log->info("grpc_back call span={}", sent.ParentIdHex());
+    });
+    return p;
+  }();
+  return *propagation;
+}
+
 // Where outgoing calls go, from "http://HOST[:PORT][/path]".
 struct Downstream {
   tcp::endpoint endpoint;
@@ -145,6 +173,7 @@ struct Options {
   int port = -1;
   std::string downstream;  // as given, for the startup line
   std::optional<Downstream> downstream_target;
+  std::string grpc_back;  // HOST:PORT of examples/grpc_log's back service
   int threads = 2;
   int pool_threads = 2;
   std::string log_file;
@@ -158,7 +187,7 @@ struct Options {
                "server: %s\n"
                "usage: server --port N [--downstream http://HOST:PORT[/path]] "
                "[--threads T] [--pool-threads P] [--log FILE] [--gls=on|off] "
-               "[--name NAME] [--w3c-test-endpoint]\n"
+               "[--name NAME] [--w3c-test-endpoint] [--grpc-back 127.0.0.1:PORT]\n"
                "  --port 0 picks a free port; the first line on stdout is "
                "\"listening on 127.0.0.1:<port>\".\n",
                problem.c_str());
@@ -198,6 +227,12 @@ Options ParseOptions(int argc, char** argv) {
     } else if (flag == "--downstream") {
       options.downstream = std::string(take());
       options.downstream_target = ParseDownstream(options.downstream);
+    } else if (flag == "--grpc-back") {
+      options.grpc_back = std::string(take());
+      if (options.grpc_back.rfind("127.0.0.1:", 0) != 0 &&
+          options.grpc_back.rfind("localhost:", 0) != 0) {
+        Usage("--grpc-back is 127.0.0.1:PORT or localhost:PORT");
+      }
     } else if (flag == "--threads") {
       options.threads = ParseInt(flag, take(), 1, 64);
     } else if (flag == "--pool-threads") {
@@ -411,6 +446,14 @@ class Session : public std::enable_shared_from_this<Session> {
     http::response<http::string_body> res;
     std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   };
+  // One call to the gRPC back service (--grpc-back).
+  struct GrpcBackCall {
+    grpc::ClientContext ctx;
+    grpc_log::Request req;
+    grpc_log::Reply reply;
+    grpc::Status status;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  };
   // The calls `POST /test` was asked for, made one after the other.
   struct W3cCall {
     explicit W3cCall(const net::any_io_executor& ex) : stream(ex) {}
@@ -435,6 +478,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void AfterPool();
   void AfterChild();
   void CallDownstream();
+  void CallGrpcBack();
+  void FinishGrpcBack(GrpcBackCall& call);
   void FinishDownstream(DownstreamCall& call, beast::error_code ec, const char* stage);
   void StartW3cTest();
   void W3cCallNext();
@@ -472,7 +517,15 @@ class Server {
         signals_(Wrap(io_.get_executor()), SIGINT, SIGTERM),
         pool_executor_(Wrap(pool_.get_executor())),
         admission_strand_(MakeSharedStrand()),
-        downstream_(options.downstream_target) {}
+        downstream_(options.downstream_target) {
+    if (!options.grpc_back.empty()) {
+      std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> f;
+      f.push_back(gls::grpc_values::MakeClientInterceptorFactory(GrpcPropagation()));
+      grpc_back_ = grpc_log::Back::NewStub(grpc::experimental::CreateCustomChannelWithInterceptors(
+          options.grpc_back, grpc::InsecureChannelCredentials(), grpc::ChannelArguments(),
+          std::move(f)));
+    }
+  }
 
   int Run() {
     beast::error_code ec;
@@ -523,6 +576,8 @@ class Server {
   bool gls() const { return options_.gls; }
   bool w3c_test_endpoint() const { return options_.w3c_test_endpoint; }
   const std::optional<Downstream>& downstream() const { return downstream_; }
+  // The gRPC back service's stub (--grpc-back), or null.
+  grpc_log::Back::Stub* grpc_back() const { return grpc_back_.get(); }
   const net::any_io_executor& pool_executor() const { return pool_executor_; }
   // One strand shared by every request: what runs on it may use the
   // admission counts without a lock.
@@ -595,6 +650,7 @@ class Server {
   net::any_io_executor admission_strand_;
   std::unordered_map<std::string, std::uint64_t> tenant_requests_;  // admission_strand_ only
   std::optional<Downstream> downstream_;
+  std::unique_ptr<grpc_log::Back::Stub> grpc_back_;
   std::atomic<std::uint64_t> requests_{0};
   std::atomic<std::uint64_t> bad_requests_{0};
   std::atomic<std::uint64_t> downstream_failures_{0};
@@ -737,6 +793,7 @@ void Session::AfterPool() {
 
 void Session::AfterChild() {
   if (child_.joinable()) child_.join();
+  if (server_.grpc_back() != nullptr) return CallGrpcBack();
   if (server_.downstream()) return CallDownstream();
   Respond(http::status::ok, /*log_write=*/true,
           "trace_id=" + ids_.trace_id + " request_id=" + ids_.request_id + "\n");
@@ -770,6 +827,43 @@ void Session::Inject(Request& req, bool new_span, std::string* span_id) const {
     std::string text = gls::w3c::FormatBaggage(*baggage);
     if (!text.empty()) req.set("baggage", text);
   }
+}
+
+// The gRPC hop: gls's interceptor reads this request's values when the call
+// is created, here, and sends them as metadata. The completion runs on a
+// gRPC thread: gls::Bind gives it this request's values there, and it hands
+// the rest back to the session's executor (which carries them on).
+void Session::CallGrpcBack() {
+  auto call = std::make_shared<GrpcBackCall>();
+  call->req.set_text(ids_.request_id);
+  call->ctx.set_deadline(std::chrono::system_clock::now() + kDownstreamTimeout);
+  server_.grpc_back()->async()->Work(
+      &call->ctx, &call->req, &call->reply,
+      gls::Bind([self = shared_from_this(), call](grpc::Status status) {
+        call->status = std::move(status);
+        net::post(self->stream_.get_executor(), [self, call] { self->FinishGrpcBack(*call); });
+      }));
+}
+
+void Session::FinishGrpcBack(GrpcBackCall& call) {
+  const std::string& own_trace = ids_.trace_id;
+  const std::string& own_req = ids_.request_id;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - call.start)
+                      .count();
+  // The back answers with the request id it saw through gls.
+  const bool ok = call.status.ok();
+  if (ok) {
+    g_log->info("grpc_back own_trace={} own_req={} status=ok ms={} echoed_req={}", own_trace,
+                own_req, ms, Printable(call.reply.text(), 64));
+  } else {
+    g_log->warn("grpc_back own_trace={} own_req={} failed ms={} error={}", own_trace, own_req, ms,
+                Printable(call.status.error_message(), 64));
+    server_.CountDownstreamFailure();
+  }
+  Respond(ok ? http::status::ok : http::status::bad_gateway, /*log_write=*/true,
+          "trace_id=" + ids_.trace_id + " request_id=" + ids_.request_id +
+              (ok ? "\n" : " downstream=failed\n"));
 }
 
 void Session::CallDownstream() {
