@@ -346,96 +346,72 @@ constexpr int kReactorKind =
     : decltype(IsBidi(static_cast<R*>(nullptr)))::value   ? 4
                                                           : 0;
 
+// The reactions every reactor kind has, run in the RPC's values. Placed
+// after SnapshotHolder, so the snapshot is built before R's constructor
+// runs (and can start operations).
+template <typename R>
+class InValuesBase : private SnapshotHolder, public R {
+ public:
+  template <typename... Args>
+  explicit InValuesBase(Snapshot snapshot, Args&&... args)
+      : SnapshotHolder{std::move(snapshot)}, R(std::forward<Args>(args)...) {}
+  void OnSendInitialMetadataDone(bool ok) override {
+    rpc_snapshot.Run([&] { R::OnSendInitialMetadataDone(ok); });
+  }
+  void OnCancel() override {
+    rpc_snapshot.Run([&] { R::OnCancel(); });
+  }
+  void OnDone() override {
+    // OnDone usually deletes the reactor, and the snapshot with it.
+    RunTag(rpc_snapshot, [&] { R::OnDone(); });
+  }
+
+ protected:
+  const Snapshot& values() const { return rpc_snapshot; }
+};
+
+// Adds the reading reaction (client streaming, bidi).
+template <typename R, typename Base>
+class WithReadDone : public Base {
+ public:
+  using Base::Base;
+  void OnReadDone(bool ok) override {
+    this->values().Run([&] { R::OnReadDone(ok); });
+  }
+};
+
+// Adds the writing reaction (server streaming, bidi).
+template <typename R, typename Base>
+class WithWriteDone : public Base {
+ public:
+  using Base::Base;
+  void OnWriteDone(bool ok) override {
+    this->values().Run([&] { R::OnWriteDone(ok); });
+  }
+};
+
 template <typename R, int Kind = kReactorKind<R>>
-class InValues;
-
-// Unary.
+struct InValuesOf;
 template <typename R>
-class InValues<R, 1> : private SnapshotHolder, public R {
- public:
-  template <typename... Args>
-  explicit InValues(Snapshot snapshot, Args&&... args)
-      : SnapshotHolder{std::move(snapshot)}, R(std::forward<Args>(args)...) {}
-  void OnSendInitialMetadataDone(bool ok) override {
-    rpc_snapshot.Run([&] { R::OnSendInitialMetadataDone(ok); });
-  }
-  void OnCancel() override {
-    rpc_snapshot.Run([&] { R::OnCancel(); });
-  }
-  void OnDone() override {
-    // OnDone usually deletes the reactor, and the snapshot with it.
-    RunTag(rpc_snapshot, [&] { R::OnDone(); });
-  }
+struct InValuesOf<R, 1> {  // unary
+  using type = InValuesBase<R>;
+};
+template <typename R>
+struct InValuesOf<R, 2> {  // client streaming: the server reads
+  using type = WithReadDone<R, InValuesBase<R>>;
+};
+template <typename R>
+struct InValuesOf<R, 3> {  // server streaming: the server writes
+  using type = WithWriteDone<R, InValuesBase<R>>;
+};
+template <typename R>
+struct InValuesOf<R, 4> {  // bidi
+  using type = WithWriteDone<R, WithReadDone<R, InValuesBase<R>>>;
 };
 
-// Client streaming (the server reads).
+// InValues<R>: R with every reaction its kind has run in the RPC's values.
 template <typename R>
-class InValues<R, 2> : private SnapshotHolder, public R {
- public:
-  template <typename... Args>
-  explicit InValues(Snapshot snapshot, Args&&... args)
-      : SnapshotHolder{std::move(snapshot)}, R(std::forward<Args>(args)...) {}
-  void OnSendInitialMetadataDone(bool ok) override {
-    rpc_snapshot.Run([&] { R::OnSendInitialMetadataDone(ok); });
-  }
-  void OnReadDone(bool ok) override {
-    rpc_snapshot.Run([&] { R::OnReadDone(ok); });
-  }
-  void OnCancel() override {
-    rpc_snapshot.Run([&] { R::OnCancel(); });
-  }
-  void OnDone() override {
-    // OnDone usually deletes the reactor, and the snapshot with it.
-    RunTag(rpc_snapshot, [&] { R::OnDone(); });
-  }
-};
-
-// Server streaming (the server writes).
-template <typename R>
-class InValues<R, 3> : private SnapshotHolder, public R {
- public:
-  template <typename... Args>
-  explicit InValues(Snapshot snapshot, Args&&... args)
-      : SnapshotHolder{std::move(snapshot)}, R(std::forward<Args>(args)...) {}
-  void OnSendInitialMetadataDone(bool ok) override {
-    rpc_snapshot.Run([&] { R::OnSendInitialMetadataDone(ok); });
-  }
-  void OnWriteDone(bool ok) override {
-    rpc_snapshot.Run([&] { R::OnWriteDone(ok); });
-  }
-  void OnCancel() override {
-    rpc_snapshot.Run([&] { R::OnCancel(); });
-  }
-  void OnDone() override {
-    // OnDone usually deletes the reactor, and the snapshot with it.
-    RunTag(rpc_snapshot, [&] { R::OnDone(); });
-  }
-};
-
-// Bidi.
-template <typename R>
-class InValues<R, 4> : private SnapshotHolder, public R {
- public:
-  template <typename... Args>
-  explicit InValues(Snapshot snapshot, Args&&... args)
-      : SnapshotHolder{std::move(snapshot)}, R(std::forward<Args>(args)...) {}
-  void OnSendInitialMetadataDone(bool ok) override {
-    rpc_snapshot.Run([&] { R::OnSendInitialMetadataDone(ok); });
-  }
-  void OnReadDone(bool ok) override {
-    rpc_snapshot.Run([&] { R::OnReadDone(ok); });
-  }
-  void OnWriteDone(bool ok) override {
-    rpc_snapshot.Run([&] { R::OnWriteDone(ok); });
-  }
-  void OnCancel() override {
-    rpc_snapshot.Run([&] { R::OnCancel(); });
-  }
-  void OnDone() override {
-    // OnDone usually deletes the reactor, and the snapshot with it.
-    RunTag(rpc_snapshot, [&] { R::OnDone(); });
-  }
-};
+using InValues = typename InValuesOf<R>::type;
 
 }  // namespace internal
 
