@@ -8,6 +8,7 @@
 #include "gls/contrib/grpc.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -99,6 +100,26 @@ Expected ExpectedOf(const grpc::ServerContextBase& context) {
     e.fresh_trace = true;
   }
   return e;
+}
+
+// An OnCancel reaction ran (after its check): counted, and the test thread
+// waiting in WaitForCancels woken.
+std::mutex g_cancel_mu;
+std::condition_variable g_cancel_cv;
+void CountCancel() {
+  {
+    std::lock_guard<std::mutex> lock(g_cancel_mu);
+    g_cancels.fetch_add(1);
+  }
+  g_cancel_cv.notify_all();
+}
+// Waits (at most `deadline`) until as many OnCancel reactions ran as
+// cancellation-test reactors were made.
+void WaitForCancels(std::chrono::seconds deadline) {
+  std::unique_lock<std::mutex> lock(g_cancel_mu);
+  g_cancel_cv.wait_for(lock, deadline, [] {
+    return g_cancels.load() >= g_cancel_test_reactors.load();
+  });
 }
 
 void CountCancelTestReactor(const Expected& e) {
@@ -207,8 +228,8 @@ class UnaryReactor : public grpc::ServerUnaryReactor {
     Finish(grpc::Status::OK);
   }
   void OnCancel() override {
-    g_cancels.fetch_add(1);
     Check(expected_, "callback unary OnCancel");
+    CountCancel();
   }
   void OnDone() override {
     Check(expected_, "callback unary OnDone");
@@ -232,8 +253,8 @@ class WriteReactor : public grpc::ServerWriteReactor<EchoReply> {
     Next();
   }
   void OnCancel() override {
-    g_cancels.fetch_add(1);
     Check(expected_, "callback server stream OnCancel");
+    CountCancel();
   }
   void OnDone() override {
     Check(expected_, "callback server stream OnDone");
@@ -268,8 +289,8 @@ class ReadReactor : public grpc::ServerReadReactor<EchoRequest> {
     StartRead(&request_);
   }
   void OnCancel() override {
-    g_cancels.fetch_add(1);
     Check(expected_, "callback client stream OnCancel");
+    CountCancel();
   }
   void OnDone() override {
     Check(expected_, "callback client stream OnDone");
@@ -306,8 +327,8 @@ class BidiReactor : public grpc::ServerBidiReactor<EchoRequest, EchoReply> {
     StartRead(&request_);
   }
   void OnCancel() override {
-    g_cancels.fetch_add(1);
     Check(expected_, "callback bidi OnCancel");
+    CountCancel();
   }
   void OnDone() override {
     Check(expected_, "callback bidi OnDone");
@@ -728,10 +749,7 @@ TEST_F(GrpcTest, CancelledCallbackStreamsReactInTheirValues) {
   // cancelled before the server saw it makes none; every bidi one is made:
   // the client read its reply). The reactions may still be on their way:
   // wait for them (bounded), then check they ran and saw their values.
-  for (int waited = 0; g_cancels.load() < g_cancel_test_reactors.load() && waited < 500;
-       ++waited) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  WaitForCancels(std::chrono::seconds(5));
   EXPECT_GE(g_cancel_test_reactors.load(), kCalls / 2);
   EXPECT_EQ(g_cancels.load(), g_cancel_test_reactors.load());
   ExpectNoFailures();
