@@ -254,7 +254,13 @@ class PromiseBase {
   int StartAndHandOff(std::coroutine_handle<> self, Continuation continuation) {
     started_ = true;
     continuation_ = continuation;
-    values_.Run([self] { ResumeBody(self); });
+    // Run on a copy, as MakeResumer does: once the body suspends, another
+    // flow may destroy the task (a nested task parked, its parent destroyed
+    // from another thread) and with it values_, while this Run still
+    // restores what it installed from those frames (tsan saw the frame
+    // freed under Rebuild in coro_spawn_test).
+    const Snapshot values = values_;
+    values.Run([self] { ResumeBody(self); });
     return state_.exchange(kAwaiterSuspended, std::memory_order_acq_rel);
   }
   bool StartAndCheckFinished(std::coroutine_handle<> self,

@@ -60,7 +60,12 @@ namespace gls {
 // GetGoroutineId()
 //
 // The running flow of execution's goroutine id under the default strategy, or
-// std::nullopt outside every context ("none"). Lock-free.
+// std::nullopt outside every context ("none"). Lock-free, except the first
+// call inside a Snapshot::Run (or a gls::Bind call) that hopped onto a thread
+// with no values of its own under the thread_local strategy: the hop shares
+// the snapshot's read-only view, and the id comes with a context leased from
+// the pool then (strategies/thread_local/thread_local_strategy.h), which may
+// take the pool's lock.
 inline std::optional<uint64_t> GetGoroutineId() {
   return DefaultStrategy().GetGoroutineId();
 }

@@ -89,6 +89,7 @@ void EndGuardScope(Context* ctx, const Strategy& strategy,
                  "values from before it are back.\n",
                  who);
   }
+  ctx->set_open_guards(ctx->open_guards() - 1);
   scope->~Scope();
   if (ctx->attached_by_guard() && ctx->innermost_scope() == nullptr) {
     DetachAndRelease(strategy, ctx);
@@ -113,6 +114,7 @@ ScopedValues::ScopedValues(ContextManager& mgr, const Values& values) {
     throw;
   }
   if (attach) ctx->set_attached_by_guard(true);
+  ctx->set_open_guards(ctx->open_guards() + 1);
   ctx_ = ctx;
   strategy_ = &strategy;
   ++internal::open_scope_guards;
@@ -175,6 +177,7 @@ void ScopedSnapshot::Install(Context* ctx, const Strategy* strategy,
     throw;
   }
   if (attach) ctx->set_attached_by_guard(true);
+  ctx->set_open_guards(ctx->open_guards() + 1);
   slot.ctx = ctx;
   slot.strategy = strategy;
   ++count_;

@@ -264,6 +264,18 @@ TEST_P(ScopedValuesDeathTest, GuardOutlivingTheScopeItWasMadeInAborts) {
         task();
       },
       kMessage);
+  // A bound task on a thread with no values (the hop of a task to a pool
+  // thread, which under the default thread_local strategy binds the
+  // snapshot's shared view): the guard would outlive the task there.
+  EXPECT_DEATH(
+      {
+        std::optional<ScopedValues> guard;
+        auto task = mgr_.SetValues({{a_, std::string("task")}}, [&] {
+          return Bind([&] { guard.emplace(mgr_, Values{{b_, std::string("guard")}}); });
+        });
+        std::thread([&] { task(); }).join();
+      },
+      kMessage);
 }
 
 // Suspends and stores the handle: nothing resumes the coroutine, so the

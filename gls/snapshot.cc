@@ -23,7 +23,7 @@ void internal::CaptureAllStrategies(Snapshot& snapshot) noexcept {
   }
 }
 
-Snapshot::Snapshot(const Snapshot& other) noexcept : count_(other.count_) {
+void Snapshot::CopyFramesOf(const Snapshot& other) noexcept {
   for (int i = 0; i < count_; ++i) {
     frames_[i] = other.frames_[i];
     frames_[i]->Ref();
@@ -135,8 +135,8 @@ void Snapshot::RunSimple(absl::FunctionRef<void()> fn) const {
     return;
   }
   if (frame == nullptr) {
-    const Context* ctx = internal::DefaultCurrent();
-    if (ctx == nullptr || ctx->IsEmpty()) {
+    // Read, not materialized: a bound view always has values.
+    if (internal::DefaultContextForRead()->IsEmpty()) {
       fn();  // no values here and none to install
       return;
     }

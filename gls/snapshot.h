@@ -24,11 +24,15 @@
 //     would. The flow gets its own goroutine id if it had none.
 //   * Only registered managers' values are carried: a manager unregistered
 //     or destroyed by the time Run starts shows nothing of the snapshot.
-//   * Run allocates nothing in a steady state (the flow's context comes from
-//     a per-thread cache); it may allocate the first time a thread runs one,
-//     when the context pool or the flow's slot table must grow, and, under
-//     the stack_tag strategy outside every scope, in the walk that finds no
-//     context (strategies/stack_tag/stack_tag_strategy.h).
+//   * Run allocates nothing in a steady state (the flow's context, and under
+//     the thread_local strategy the frame's view that a hop onto a thread
+//     with no values binds, come from per-thread caches of blocks that a
+//     thread refills as it frees them); it may allocate the first time a
+//     thread runs one, when a thread's cache is empty (blocks freed on
+//     another thread go to that thread's cache), when the context pool or
+//     the flow's slot table must grow, and, under the stack_tag strategy
+//     outside every scope, in the walk that finds no context
+//     (strategies/stack_tag/stack_tag_strategy.h).
 //
 // Example:
 //
@@ -72,7 +76,14 @@ inline Snapshot Capture() noexcept;
 class Snapshot {
  public:
   Snapshot() noexcept = default;
-  Snapshot(const Snapshot& other) noexcept;
+  Snapshot(const Snapshot& other) noexcept : count_(other.count_) {
+    if (count_ == 1) {
+      frames_[0] = other.frames_[0];  // the common case, inline
+      frames_[0]->Ref();
+    } else if (count_ != 0) {
+      CopyFramesOf(other);
+    }
+  }
   Snapshot(Snapshot&& other) noexcept : count_(other.count_) {
     if (count_ == 1) {
       frames_[0] = other.frames_[0];  // the common case, without a loop
@@ -114,7 +125,7 @@ class Snapshot {
   // (unregister_test). Throws std::invalid_argument if `fn` is a null
   // function pointer or an empty std::function.
   template <typename F>
-  std::invoke_result_t<F&> Run(F&& fn) const {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE std::invoke_result_t<F&> Run(F&& fn) const {
     internal::CheckCallable(fn, "gls::Snapshot::Run");
     // Decided once: in the common registry (every live manager uses the
     // default strategy and is registered) the flow's values are one inline
@@ -122,23 +133,25 @@ class Snapshot {
     if (ABSL_PREDICT_TRUE(internal::RegistryIsSimple())) {
       // Run where the values already are (a handler dispatched inline, a
       // bound callable called in the scope that bound it): nothing to
-      // install.
-      Context* ctx = internal::DefaultCurrent();
-      const internal::Frame* top = ctx == nullptr ? nullptr : ctx->top();
+      // install. Read as GetValue reads: never nullptr (unbound_context:
+      // nothing bound), and a bound view is read, not materialized.
+      const Context* bound = internal::DefaultContextForRead();
+      const internal::Frame* top = bound->top();
       if (count_ == 0 ? top == nullptr : (count_ == 1 && top == frames_[0])) {
         return std::invoke(fn);
       }
-      // A task's hop to a flow with no values: one frame, installed inline.
-      if (count_ == 1 && top == nullptr && frames_[0]->parent() == nullptr &&
-          internal::IsDefault(frames_[0]->handle())) {
-        if (ctx != nullptr) {
-          internal::Scope scope(ctx, frames_[0], internal::Scope::HopTag{});
-          return std::invoke(fn);
+      if constexpr (internal::kDefaultBindsViews) {
+        // A task's hop to a thread with nothing bound, its frame hopped
+        // before: bind the frame's view. A frame only has a view if it can
+        // be hopped this way (InstallSimple builds it on the first hop).
+        if (count_ == 1 && bound == &internal::unbound_context) {
+          if (Context* view = frames_[0]->BuiltHopView()) {
+            internal::DefaultViewBinding binding(view);
+            return std::invoke(fn);
+          }
         }
-        return HopInFreshContext(fn);
       }
-      return internal::CallReturning(
-          fn, [&](absl::FunctionRef<void()> f) { RunSimple(f); });
+      return InstallSimple(fn);
     }
     if (!internal::AnyUnregisteredLiveManager() && SeenByRunningFlowSlow()) {
       return std::invoke(fn);
@@ -173,6 +186,35 @@ class Snapshot {
       return std::move(*result);
     }
   }
+  // InstallSimple(fn): Run in the simple registry when the flow's values
+  // are not already the snapshot's and no view was ready: out of line, so
+  // that Run's fast paths keep few registers.
+  template <typename F>
+  [[gnu::noinline]] std::invoke_result_t<F&> InstallSimple(F& fn) const {
+    const Context* bound = internal::DefaultContextForRead();
+    // A task's hop to a flow with no values: one frame, installed inline.
+    if (count_ == 1 && bound->top() == nullptr &&
+        frames_[0]->parent() == nullptr &&
+        internal::IsDefault(frames_[0]->handle())) {
+      if (bound == &internal::unbound_context) {
+        if constexpr (internal::kDefaultBindsViews) {
+          if (ABSL_PREDICT_TRUE(frames_[0]->slot() < Context::kInlineSlots)) {
+            internal::DefaultViewBinding binding(frames_[0]->HopView());
+            return std::invoke(fn);
+          }
+        }
+        return HopInFreshContext(fn);
+      }
+      // A context with no values is bound (views and materialized
+      // contexts always have values): the hop fills it. Pooled contexts
+      // are never const objects; DefaultContextForRead only adds const.
+      Context* ctx = const_cast<Context*>(bound);
+      internal::Scope scope(ctx, frames_[0], internal::Scope::HopTag{});
+      return std::invoke(fn);
+    }
+    return internal::CallReturning(
+        fn, [&](absl::FunctionRef<void()> f) { RunSimple(f); });
+  }
   // RunSimple(fn): Run's install, in the simple registry.
   void RunSimple(absl::FunctionRef<void()> fn) const;
   // RunGeneral(fn): Run's install, for any registry.
@@ -182,6 +224,8 @@ class Snapshot {
   // that every live manager is registered.
   bool SeenByRunningFlowSlow() const noexcept;
   void Clear() noexcept;
+  // CopyFramesOf(other): the copy constructor's loop, for count_ > 1.
+  void CopyFramesOf(const Snapshot& other) noexcept;
 
   // The innermost frame of each strategy's context that had values; each
   // holds one reference.

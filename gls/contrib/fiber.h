@@ -140,8 +140,8 @@ class ThreadLocalSwitching final : public boost::fibers::algo::algorithm {
     // with std::bad_alloc, which this noexcept function turns into
     // std::terminate: as Boost.Fiber does for its own allocations there.
     internal::SavedContextOf(boost::fibers::context::active())->saved =
-        thread_local_internal::CurrentOrNull();
-    thread_local_internal::SetCurrent(
+        thread_local_internal::BoundAsIs();
+    thread_local_internal::RebindAsIs(
         next == nullptr ? nullptr : internal::SavedContextOf(next)->saved);
     return next;
   }

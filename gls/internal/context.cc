@@ -49,6 +49,23 @@ void Context::ClearSlots() {
   std::atomic_signal_fence(std::memory_order_release);
 }
 
+void Context::CopyViewState(const Context* view) {
+  // A signal handler on this thread reads this context only once the
+  // strategy binds it, after this.
+  for (uint32_t i = 0; i < kInlineSlots; ++i) inline_slots_[i] = view->inline_slots_[i];
+  top_ = view->top_;
+  run_base_ = view->run_base_;
+  materialized_from_ = view;
+  std::atomic_signal_fence(std::memory_order_release);
+}
+
+void Context::ClearViewState() {
+  ClearSlots();
+  SetTop(nullptr);
+  run_base_ = nullptr;
+  materialized_from_ = nullptr;
+}
+
 namespace internal {
 
 // The pool: contexts live in fixed-size chunks published through an array of
@@ -195,6 +212,17 @@ void AbortScopeGuardAcrossSuspension() {
                "task may resume on another: the thread's next work would see "
                "the guard's values. End the guard before the co_await, or "
                "give the task values with gls::WithValues. Aborting.\n");
+  std::abort();
+}
+
+void AbortGuardOutlivedItsScope() {
+  std::fprintf(stderr,
+               "gls: a SetValues, Snapshot::Run or gls::Bind scope ended while "
+               "a gls::ScopedValues or gls::ScopedSnapshot guard made inside "
+               "it was still open. The guard's values would stay installed in "
+               "this flow after the scope, where its next work (another "
+               "request's, on a pool thread) would see them. End a guard "
+               "inside the scope it was made in. Aborting.\n");
   std::abort();
 }
 

@@ -153,6 +153,38 @@ class Context {
   // detaches and releases it.
   bool attached_by_guard() const { return attached_by_guard_; }
   void set_attached_by_guard(bool attached) { attached_by_guard_ = attached; }
+  // Scope guards (gls/scoped_values.h) with a scope open in this context.
+  uint32_t open_guards() const { return open_guards_; }
+  void set_open_guards(uint32_t n) { open_guards_ = n; }
+
+  // Views. A view is a context that is never written after it is built:
+  // the state one parentless frame gives a flow that had no values (its
+  // `top` and `run_base`, and its slot). The thread_local strategy binds a
+  // frame's view (Frame::HopView, gls/internal/frame.h) for a task's hop
+  // to a thread with no values, so Snapshot::Run is a pointer swap in and
+  // out. Readers read a view as any context. A view has no id of its own
+  // and is shared by every flow that runs its frame: the strategy's
+  // Current() never returns one, but first copies it into a pooled context
+  // (materializes it) and binds that in its place until the Run ends.
+  bool is_view() const { return is_view_; }
+  // InitAsView(top, head, slot): makes this fresh context the view of
+  // `top` (`head`: the same frame as a FrameHead), a frame with no parent
+  // in slot `slot`, below kInlineSlots.
+  void InitAsView(internal::Frame* top, const internal::FrameHead* head,
+                  uint32_t slot) {
+    top_ = top;
+    run_base_ = top;
+    inline_slots_[slot] = head;
+    is_view_ = true;
+  }
+  // CopyViewState(view): this empty pooled context takes `view`'s state
+  // and remembers where it came from (materialized_from()).
+  void CopyViewState(const Context* view);
+  // ClearViewState(): back to empty after CopyViewState, every scope in
+  // between having ended.
+  void ClearViewState();
+  const Context* materialized_from() const { return materialized_from_; }
+  void forget_materialized_from() { materialized_from_ = nullptr; }
 
  private:
   friend class internal::ContextPool;
@@ -177,6 +209,9 @@ class Context {
   // In the padding after overflow_capacity_: the hot fields keep their
   // offsets.
   bool attached_by_guard_ = false;
+  bool is_view_ = false;
+  uint32_t open_guards_ = 0;
+  const Context* materialized_from_ = nullptr;
 };
 
 namespace internal {
@@ -251,6 +286,11 @@ extern constinit thread_local int open_scope_guards
     __attribute__((tls_model("initial-exec")));
 // AbortScopeGuardAcrossSuspension(): the message and abort for that.
 [[noreturn]] void AbortScopeGuardAcrossSuspension();
+
+// AbortGuardOutlivedItsScope(): the message and abort for a SetValues,
+// Snapshot::Run or gls::Bind scope that ends while a guard made inside it is
+// still open.
+[[noreturn]] void AbortGuardOutlivedItsScope();
 
 // AcquireContext(): a context with no values and an id no other live context
 // has. Thread-safe, also from thread_local destructors, in any order with

@@ -130,7 +130,30 @@ Frame* Frame::New(ManagerHandle handle, const Strategy* strategy,
   return NewImpl(handle, strategy, base, overrides, parent);
 }
 
+Context* Frame::BuildHopView() {
+  static_assert(sizeof(Context) <= sizeof(Frame),
+                "a view takes a frame-sized block of the per-thread cache");
+  static_assert(std::is_trivially_destructible_v<Context>);
+  Context* view = ::new (AllocateBlock()) Context;
+  view->InitAsView(this, this, slot());
+  Context* expected = nullptr;
+  // Another flow running the same frame may have built one meanwhile: the
+  // first one published wins, for every flow.
+  if (!hop_view_.compare_exchange_strong(expected, view,
+                                         std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
+    FreeBlockOf(view);
+    return expected;
+  }
+  return view;
+}
+
 void Frame::Free(Frame* frame) noexcept {
+  // No flow runs the frame any more (this was its last reference), so none
+  // has its view bound.
+  if (Context* view = frame->hop_view_.load(std::memory_order_acquire)) {
+    FreeBlockOf(view);
+  }
   frame->~Frame();
   GLS_COUNT_FRAME(-1);
   FreeBlockOf(frame);
@@ -284,21 +307,6 @@ void Scope::EndInstall() noexcept {
   ctx_->set_run_base(saved_run_base_);
   Rebuild(ctx_, installed_top);
 }
-
-namespace {
-
-[[noreturn]] void AbortGuardOutlivedItsScope() {
-  std::fprintf(stderr,
-               "gls: a SetValues, Snapshot::Run or gls::Bind scope ended while "
-               "a gls::ScopedValues or gls::ScopedSnapshot guard made inside "
-               "it was still open. The guard's values would stay installed in "
-               "this flow after the scope, where its next work (another "
-               "request's, on a pool thread) would see them. End a guard "
-               "inside the scope it was made in. Aborting.\n");
-  std::abort();
-}
-
-}  // namespace
 
 void Scope::EndedOutOfOrder() noexcept {
   if (!guard_) {

@@ -78,6 +78,20 @@ class Frame : public FrameHead {
     return value == nullptr ? nullptr : value->data();
   }
 
+  // HopView(): this frame's view (Context::is_view, gls/internal/context.h),
+  // built on first use and shared by every flow that runs it. Only for a
+  // frame with no parent whose slot is below Context::kInlineSlots. Throws
+  // std::bad_alloc (only the first time).
+  Context* HopView() {
+    Context* view = hop_view_.load(std::memory_order_acquire);
+    return ABSL_PREDICT_TRUE(view != nullptr) ? view : BuildHopView();
+  }
+
+  // BuiltHopView(): the view if HopView has built it, else nullptr.
+  Context* BuiltHopView() const {
+    return hop_view_.load(std::memory_order_acquire);
+  }
+
   // Ref(): one more reference. Only the flow the frame is visible in, or a
   // holder of a reference, may call it.
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
@@ -130,6 +144,7 @@ class Frame : public FrameHead {
   template <typename V>
   static Frame* NewImpl(ManagerHandle handle, const Strategy* strategy,
                         const Values* base, V&& overrides, Frame* parent);
+  Context* BuildHopView();
   static void Free(Frame* frame) noexcept;
   // Frees `frame`, whose last reference was just dropped, and drops the
   // reference it held on its parent, and so on up the chain.
@@ -142,6 +157,8 @@ class Frame : public FrameHead {
   const Strategy* const strategy_;
   Frame* const parent_;
   const Values values_;
+  // The view HopView built, or nullptr; freed with the frame.
+  std::atomic<Context*> hop_view_{nullptr};
 };
 
 }  // namespace internal

@@ -24,6 +24,17 @@ inline const Context* DefaultContextForRead() noexcept {
   return ctx != nullptr ? ctx : &unbound_context;
 }
 
+// kDefaultBindsViews / DefaultViewBinding: views (Context::is_view) are
+// the thread_local strategy's; this strategy finds a flow's context by its
+// stack, so Snapshot::Run's hop leases a context and binds it.
+// DefaultViewBinding exists only so that Run's code compiles with every
+// default strategy; `if constexpr (kDefaultBindsViews)` never reaches it.
+inline constexpr bool kDefaultBindsViews = false;
+class DefaultViewBinding {
+ public:
+  explicit DefaultViewBinding(Context* /*view*/) {}
+};
+
 // DefaultRunBound(ctx, fn): the default strategy's RunBound, inline where
 // it can be.
 template <typename F>

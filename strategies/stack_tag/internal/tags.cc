@@ -352,7 +352,12 @@ constinit thread_local ThreadCounters thread_counters
 struct ThreadStack {
   uintptr_t lo;
   uintptr_t hi;  // 0 until known
+  // Set once the bounds are known or could not be learned. Until then a
+  // walk is bounded provisionally (by the thread pointer): also while
+  // LearnThreadBounds runs (`learning_bounds`), which a signal handler's
+  // walk may interrupt with lo and hi half-stored.
   bool bounds_tried;
+  bool learning_bounds;
   int num_roots;
   int next_root;  // the slot the next root replaces once all are taken
   RootFrame roots[kMaxRootFrames];
@@ -493,8 +498,21 @@ __attribute__((noinline)) std::optional<RootFrame> OutermostFramePointerFrame(
 // Stores are ordered for a signal handler reading the state meanwhile.
 __attribute__((noinline)) bool LearnThreadBounds() {
   ThreadStack& t = thread_stack;
-  if (t.bounds_tried) return false;
-  t.bounds_tried = true;
+  if (t.bounds_tried || t.learning_bounds) return false;
+  t.learning_bounds = true;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  // bounds_tried is set last: a handler's walk that interrupts this (inside
+  // pthread_getattr_np's malloc, say, where frames have no frame pointers)
+  // must not take "tried, nothing known" for an unbounded walk.
+  struct Done {
+    ThreadStack& t;
+    ~Done() {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      t.bounds_tried = true;
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      t.learning_bounds = false;
+    }
+  } done{t};
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) != 0) return false;
   void* addr = nullptr;

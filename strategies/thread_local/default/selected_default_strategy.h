@@ -27,6 +27,12 @@ inline const Context* DefaultContextForRead() noexcept {
 
 // DefaultRunBound(ctx, fn): the default strategy's RunBound, inline where
 // it can be.
+// kDefaultBindsViews / DefaultViewBinding: the default strategy can bind a
+// frame's read-only view (Context::is_view) for Snapshot::Run's hop to a
+// thread with no values: a pointer swap in and out, no context leased.
+inline constexpr bool kDefaultBindsViews = true;
+using DefaultViewBinding = thread_local_internal::ViewBinding;
+
 template <typename F>
 inline void DefaultRunBound(Context* ctx, F&& fn) {
   thread_local_internal::Binding binding(ctx);
