@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "boost/context/fiber.hpp"
 #include "gls/gls.h"
 #include "gls/internal/context.h"
 #include "gtest/gtest.h"
@@ -213,6 +214,39 @@ TEST_F(HopTest, ConcurrentHopsOfManyRequestsNeverMix) {
   }
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(wrong.load(), 0);
+}
+
+// Fibers switching inside a hop under the thread_local strategy, which
+// does not follow fibers (docs/strategies.md): values may be wrong, memory
+// must stay right. Fiber B runs inside fiber A's hop and switches back with
+// its own scopes still open in the context its Run materialized from A's
+// view; A's hop ends (the context is retired, A's frame pinned), A's
+// snapshot goes, and B's scopes then end, restoring states that refer to
+// A's frame. Without the pin that frame is freed first (asan reports it).
+TEST_F(HopTest, FibersSwitchingInsideAHopUnderThreadLocalStayMemorySafe) {
+  if constexpr (!internal::kDefaultBindsViews) {
+    GTEST_SKIP() << "only the thread_local strategy binds views";
+  }
+  namespace ctx = boost::context;
+  std::optional<Snapshot> a_snapshot = Captured(1);
+  const Snapshot b_snapshot =
+      mgr_.SetValues({{other_key_, 2}}, [] { return Capture(); });
+  OnFreshThread([&] {
+    bool b_finished = false;
+    ctx::fiber b{[&](ctx::fiber&& a) {
+      b_snapshot.Run([&] {
+        mgr_.SetValues({{key_, 3}}, [&] { a = std::move(a).resume(); });
+      });
+      b_finished = true;
+      return std::move(a);
+    }};
+    a_snapshot->Run([&] { b = std::move(b).resume(); });
+    a_snapshot.reset();
+    b = std::move(b).resume();
+    EXPECT_TRUE(b_finished);
+    EXPECT_EQ(Read(), nullptr);
+    EXPECT_EQ(DefaultStrategy().Current(), nullptr);
+  });
 }
 
 }  // namespace

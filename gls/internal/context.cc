@@ -215,6 +215,19 @@ void AbortScopeGuardAcrossSuspension() {
   std::abort();
 }
 
+void PinFrameOfView(const Context* view) {
+  static std::mutex* mu = new std::mutex;
+  static std::vector<const FrameHead*>* pinned = new std::vector<const FrameHead*>;
+  for (uint32_t slot = 0; slot < Context::kInlineSlots; ++slot) {
+    const FrameHead* head = view->InlineSlotForRead(slot);
+    if (head == &no_frame) continue;
+    // Only frames are stored in a view's slots, and frames are never const.
+    const_cast<FrameHead*>(head)->refs.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(*mu);
+    pinned->push_back(head);
+  }
+}
+
 void AbortGuardOutlivedItsScope() {
   std::fprintf(stderr,
                "gls: a SetValues, Snapshot::Run or gls::Bind scope ended while "

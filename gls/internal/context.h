@@ -55,6 +55,10 @@ struct FrameHead {
   const void* hot_data[2] = {nullptr, nullptr};
   const Value* hot_value[2] = {nullptr, nullptr};
   bool hot_all = true;
+  // The frame's reference count (Frame::Ref/Unref; a new frame starts with
+  // its scope's one). Here, in the padding after hot_all, so that the
+  // context layer can pin a frame it must keep (PinFrameOfView).
+  std::atomic<uint32_t> refs{1};
 };
 
 // no_frame: what an empty slot holds. Never written.
@@ -286,6 +290,13 @@ extern constinit thread_local int open_scope_guards
     __attribute__((tls_model("initial-exec")));
 // AbortScopeGuardAcrossSuspension(): the message and abort for that.
 [[noreturn]] void AbortScopeGuardAcrossSuspension();
+
+// PinFrameOfView(view): keeps the frame of `view` (Context::is_view) alive
+// for the rest of the process: for a materialized context that is retired
+// while another flow's scopes still refer to that frame (fibers switching
+// inside a hop under the thread_local strategy). The pin stays reachable,
+// so leak checkers stay quiet.
+void PinFrameOfView(const Context* view);
 
 // AbortGuardOutlivedItsScope(): the message and abort for a SetValues,
 // Snapshot::Run or gls::Bind scope that ends while a guard made inside it is

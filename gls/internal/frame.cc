@@ -164,7 +164,7 @@ void Frame::FreeChain(Frame* frame) noexcept {
     Frame* parent = frame->owns_parent_ ? frame->parent_ : nullptr;
     Free(frame);
     if (parent == nullptr ||
-        parent->refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) {
+        parent->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) {
       return;
     }
     frame = parent;
@@ -172,7 +172,7 @@ void Frame::FreeChain(Frame* frame) noexcept {
 }
 
 void Frame::EndScope(Frame* frame) noexcept {
-  if (frame->refs_.load(std::memory_order_acquire) == 1) {
+  if (frame->refs.load(std::memory_order_acquire) == 1) {
     // Nobody else holds it, and nobody else can start to: only this flow
     // could capture it, and this flow is here.
     Free(frame);

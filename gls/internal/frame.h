@@ -94,11 +94,11 @@ class Frame : public FrameHead {
 
   // Ref(): one more reference. Only the flow the frame is visible in, or a
   // holder of a reference, may call it.
-  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Ref() { refs.fetch_add(1, std::memory_order_relaxed); }
   // Unref(frame): drops a reference; frees the frame (and whatever parents
   // only it held) on the last one.
   static void Unref(Frame* frame) noexcept {
-    if (frame->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (frame->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       FreeChain(frame);
     }
   }
@@ -150,7 +150,6 @@ class Frame : public FrameHead {
   // reference it held on its parent, and so on up the chain.
   static void FreeChain(Frame* frame) noexcept;
 
-  std::atomic<uint32_t> refs_{1};
   // Set (by the owning flow, before it drops its reference) when this frame
   // holds a reference on parent_.
   bool owns_parent_ = false;

@@ -31,6 +31,9 @@ void ViewBinding::EndSlow(const Context* view) noexcept {
     // cannot tell them apart). Those scopes still use the context: it is
     // retired, never pooled, and their flow's values may be wrong from here
     // (the strategy's documented limit); memory stays right.
+    // Their saved states and frames refer to the view's frame, which the
+    // Run's snapshot may free: it is kept.
+    internal::PinFrameOfView(view);
     bound->forget_materialized_from();
     static std::atomic<bool> warned{false};
     internal::WarnFiberMisuseOnce(
