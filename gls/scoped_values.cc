@@ -131,11 +131,13 @@ ScopedSnapshot::ScopedSnapshot(const Snapshot& snapshot) : snapshot_(snapshot) {
   try {
     // The snapshot's frame in its strategy's context, for each strategy it
     // has values of.
-    for (int i = 0; i < snapshot_.count_; ++i) {
-      CheckCanAttach(*snapshot_.frames_[i]->strategy(), "gls::ScopedSnapshot");
+    internal::Frame* frames[internal::kMaxStrategies];
+    const int count = snapshot_.Frames(frames);
+    for (int i = 0; i < count; ++i) {
+      CheckCanAttach(*frames[i]->strategy(), "gls::ScopedSnapshot");
     }
-    for (int i = 0; i < snapshot_.count_; ++i) {
-      internal::Frame* frame = snapshot_.frames_[i];
+    for (int i = 0; i < count; ++i) {
+      internal::Frame* frame = frames[i];
       Install(frame->strategy()->Current(), frame->strategy(), frame);
     }
     // Nothing, in every other context that has values here (of any live

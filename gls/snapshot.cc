@@ -1,13 +1,29 @@
 #include "gls/snapshot.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
 
 namespace gls {
 
-void internal::CaptureAllStrategies(Snapshot& snapshot) noexcept {
+// Several strategies' frames, shared by every copy of the snapshot. Never
+// changed after Capture builds it; each frame holds one reference, dropped
+// with the last reference to the block. In a block of the per-thread frame
+// cache (internal::AllocateFrameBlock), so Capture allocates nothing in a
+// steady state.
+struct internal::MultiFrames {
+  std::atomic<uint32_t> refs{1};
+  int count = 0;
+  Frame* frames[kMaxStrategies];
+};
+
+uintptr_t internal::CaptureAllStrategies() noexcept {
   const Strategy* strategies[internal::kMaxStrategies];
   const int n = internal::RegisteredStrategies(strategies);
   const Strategy* default_strategy = &DefaultStrategy();
+  Frame* frames[kMaxStrategies];
+  int count = 0;
   for (int i = 0; i < n; ++i) {
     const Context* ctx = internal::CurrentContextOf(
         *strategies[i], strategies[i] == default_strategy);
@@ -16,18 +32,58 @@ void internal::CaptureAllStrategies(Snapshot& snapshot) noexcept {
     if (top == nullptr) continue;
     // Two strategies may share contexts (stack_tag's two walkers read the
     // same tags): one reference is enough.
-    internal::Frame** end = snapshot.frames_ + snapshot.count_;
-    if (std::find(snapshot.frames_, end, top) != end) continue;
-    top->Ref();
-    snapshot.frames_[snapshot.count_++] = top;
+    if (std::find(frames, frames + count, top) != frames + count) continue;
+    frames[count++] = top;
   }
+  if (count == 0) return 0;
+  if (count == 1) {
+    frames[0]->Ref();
+    return reinterpret_cast<uintptr_t>(frames[0]);
+  }
+  static_assert(sizeof(MultiFrames) <= kFrameBlockSize);
+  static_assert(alignof(MultiFrames) > Snapshot::kMultiTag);
+  void* block = AllocateFrameBlock();
+  if (block == nullptr) {
+    // Out of memory, and Capture is noexcept: keep the first strategy's
+    // values rather than none, and say so.
+    WarnCaptureOutOfMemory();
+    frames[0]->Ref();
+    return reinterpret_cast<uintptr_t>(frames[0]);
+  }
+  MultiFrames* multi = ::new (block) MultiFrames;
+  multi->count = count;
+  for (int i = 0; i < count; ++i) {
+    frames[i]->Ref();
+    multi->frames[i] = frames[i];
+  }
+  return reinterpret_cast<uintptr_t>(multi) | Snapshot::kMultiTag;
 }
 
-void Snapshot::CopyFramesOf(const Snapshot& other) noexcept {
-  for (int i = 0; i < count_; ++i) {
-    frames_[i] = other.frames_[i];
-    frames_[i]->Ref();
+void Snapshot::RefMulti(uintptr_t rep) noexcept {
+  reinterpret_cast<internal::MultiFrames*>(rep & ~kMultiTag)
+      ->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Snapshot::ReleaseMulti(uintptr_t rep) noexcept {
+  auto* multi = reinterpret_cast<internal::MultiFrames*>(rep & ~kMultiTag);
+  if (multi->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  for (int i = 0; i < multi->count; ++i) {
+    internal::Frame::Unref(multi->frames[i]);
   }
+  multi->~MultiFrames();
+  internal::FreeFrameBlock(multi);
+}
+
+int Snapshot::Frames(internal::Frame* out[internal::kMaxStrategies]) const
+    noexcept {
+  if ((rep_ & kMultiTag) == 0) {
+    out[0] = single();
+    return rep_ == 0 ? 0 : 1;
+  }
+  const auto* multi =
+      reinterpret_cast<const internal::MultiFrames*>(rep_ & ~kMultiTag);
+  std::copy(multi->frames, multi->frames + multi->count, out);
+  return multi->count;
 }
 
 Snapshot& Snapshot::operator=(const Snapshot& other) noexcept {
@@ -41,16 +97,21 @@ Snapshot& Snapshot::operator=(const Snapshot& other) noexcept {
 Snapshot& Snapshot::operator=(Snapshot&& other) noexcept {
   if (this != &other) {
     Clear();
-    count_ = other.count_;
-    for (int i = 0; i < count_; ++i) frames_[i] = other.frames_[i];
-    other.count_ = 0;
+    rep_ = other.rep_;
+    other.rep_ = 0;
   }
   return *this;
 }
 
 void Snapshot::Clear() noexcept {
-  for (int i = 0; i < count_; ++i) internal::Frame::Unref(frames_[i]);
-  count_ = 0;
+  const uintptr_t rep = rep_;
+  rep_ = 0;
+  if (rep == 0) return;
+  if ((rep & kMultiTag) == 0) {
+    internal::Frame::Unref(reinterpret_cast<internal::Frame*>(rep));
+  } else {
+    ReleaseMulti(rep);
+  }
 }
 
 namespace {
@@ -111,6 +172,8 @@ bool Snapshot::SeenByRunningFlowSlow() const noexcept {
   const Strategy* strategies[internal::kMaxStrategies];
   const int n = internal::RegisteredStrategies(strategies);
   const Strategy* default_strategy = &DefaultStrategy();
+  internal::Frame* frames[internal::kMaxStrategies];
+  const int count = Frames(frames);
   uint32_t matched = 0;
   for (int i = 0; i < n; ++i) {
     const Context* ctx = internal::CurrentContextOf(
@@ -118,16 +181,16 @@ bool Snapshot::SeenByRunningFlowSlow() const noexcept {
     if (ctx == nullptr || ctx->top() == nullptr) continue;
     const internal::Frame* top = ctx->top();
     int j = 0;
-    while (j < count_ && frames_[j] != top) ++j;
-    if (j == count_) return false;  // the flow has values the snapshot lacks
+    while (j < count && frames[j] != top) ++j;
+    if (j == count) return false;  // the flow has values the snapshot lacks
     matched |= uint32_t{1} << j;
   }
-  return matched == (uint32_t{1} << count_) - 1;
+  return matched == (uint32_t{1} << count) - 1;
 }
 
 void Snapshot::RunSimple(absl::FunctionRef<void()> fn) const {
-  internal::Frame* frame = count_ == 1 ? frames_[0] : nullptr;
-  if (count_ > 1 ||
+  internal::Frame* frame = single();
+  if ((rep_ & kMultiTag) != 0 ||
       (frame != nullptr && frame->strategy() != &DefaultStrategy())) {
     // Captured while managers of other strategies were alive (all destroyed
     // since): their frames are installed, and show nothing.
@@ -150,7 +213,9 @@ void Snapshot::RunSimple(absl::FunctionRef<void()> fn) const {
 }
 
 void Snapshot::RunGeneral(absl::FunctionRef<void()> fn) const {
-  Installer(frames_, count_, fn).Install(0);
+  internal::Frame* frames[internal::kMaxStrategies];
+  const int count = Frames(frames);
+  Installer(frames, count, fn).Install(0);
 }
 
 }  // namespace gls

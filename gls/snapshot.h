@@ -14,7 +14,11 @@
 // Guarantees:
 //   * Capture() and copying, moving or destroying a Snapshot are O(1) and
 //     allocate nothing, however many managers and values there are (one
-//     atomic reference count per strategy that has values in the flow).
+//     atomic reference count). A Snapshot is one pointer. With values of
+//     managers of more than one strategy in the flow (rare: managers made
+//     with a Strategy other than the default), Capture takes a small block
+//     from the per-thread cache gls keeps for frames, so it allocates only
+//     when that cache is empty.
 //     Thread-safe: a Snapshot may be copied and run on any number of threads
 //     at once.
 //   * Run(fn) makes the flow see exactly the snapshot's values, for every
@@ -47,6 +51,7 @@
 #ifndef GLS_SNAPSHOT_H_
 #define GLS_SNAPSHOT_H_
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <type_traits>
@@ -60,7 +65,12 @@ namespace gls {
 class Snapshot;
 
 namespace internal {
-void CaptureAllStrategies(Snapshot& snapshot) noexcept;
+// CaptureAllStrategies(): Capture() when the registry is not simple: the
+// new snapshot's representation (Snapshot::rep_). Returned as a word, not
+// written through a reference, so Capture's snapshot stays in registers.
+uintptr_t CaptureAllStrategies() noexcept;
+// The frames of a snapshot of several strategies' values (snapshot.cc).
+struct MultiFrames;
 }  // namespace internal
 
 // Capture()
@@ -76,43 +86,31 @@ inline Snapshot Capture() noexcept;
 class Snapshot {
  public:
   Snapshot() noexcept = default;
-  Snapshot(const Snapshot& other) noexcept : count_(other.count_) {
-    if (count_ == 1) {
-      frames_[0] = other.frames_[0];  // the common case, inline
-      frames_[0]->Ref();
-    } else if (count_ != 0) {
-      CopyFramesOf(other);
-    }
-  }
-  Snapshot(Snapshot&& other) noexcept : count_(other.count_) {
-    if (count_ == 1) {
-      frames_[0] = other.frames_[0];  // the common case, without a loop
+  Snapshot(const Snapshot& other) noexcept : rep_(other.rep_) {
+    if (ABSL_PREDICT_TRUE((rep_ & kMultiTag) == 0)) {
+      if (rep_ != 0) single()->Ref();  // the common case, inline
     } else {
-      for (int i = 0; i < count_; ++i) frames_[i] = other.frames_[i];
+      RefMulti(rep_);
     }
-    other.count_ = 0;
   }
+  Snapshot(Snapshot&& other) noexcept : rep_(other.rep_) { other.rep_ = 0; }
   Snapshot& operator=(const Snapshot& other) noexcept;
   Snapshot& operator=(Snapshot&& other) noexcept;
   ~Snapshot() {
-    if (count_ == 1) {
-      internal::Frame::Unref(frames_[0]);  // the common case, inline
-    } else if (count_ != 0) {
-      Clear();
+    if (ABSL_PREDICT_TRUE((rep_ & kMultiTag) == 0)) {
+      if (rep_ != 0) internal::Frame::Unref(single());  // inline
+    } else {
+      ReleaseMulti(rep_);
     }
   }
 
   // empty(): true if no registered manager had values when captured.
-  bool empty() const noexcept { return count_ == 0; }
+  bool empty() const noexcept { return rep_ == 0; }
 
   // a == b: true if both hold the same captured values (the same capture,
   // or copies of it). O(1).
   friend bool operator==(const Snapshot& a, const Snapshot& b) noexcept {
-    if (a.count_ != b.count_) return false;
-    for (int i = 0; i < a.count_; ++i) {
-      if (a.frames_[i] != b.frames_[i]) return false;
-    }
-    return true;
+    return a.rep_ == b.rep_;
   }
 
   // Run(fn)
@@ -135,17 +133,20 @@ class Snapshot {
       // bound callable called in the scope that bound it): nothing to
       // install. Read as GetValue reads: never nullptr (unbound_context:
       // nothing bound), and a bound view is read, not materialized.
+      // One compare: an empty snapshot's rep_ is 0 (a flow with no values
+      // has a null top) and one of several strategies' is odd (never a
+      // frame's address).
       const Context* bound = internal::DefaultContextForRead();
-      const internal::Frame* top = bound->top();
-      if (count_ == 0 ? top == nullptr : (count_ == 1 && top == frames_[0])) {
+      if (reinterpret_cast<uintptr_t>(bound->top()) == rep_) {
         return std::invoke(fn);
       }
       if constexpr (internal::kDefaultBindsViews) {
         // A task's hop to a thread with nothing bound, its frame hopped
         // before: bind the frame's view. A frame only has a view if it can
         // be hopped this way (InstallSimple builds it on the first hop).
-        if (count_ == 1 && bound == &internal::unbound_context) {
-          if (Context* view = frames_[0]->BuiltHopView()) {
+        if (bound == &internal::unbound_context && (rep_ & kMultiTag) == 0 &&
+            rep_ != 0) {
+          if (Context* view = single()->BuiltHopView()) {
             internal::DefaultViewBinding binding(view);
             return std::invoke(fn);
           }
@@ -163,7 +164,7 @@ class Snapshot {
  private:
   friend Snapshot Capture() noexcept;
   friend class ScopedSnapshot;
-  friend void internal::CaptureAllStrategies(Snapshot& snapshot) noexcept;
+  friend uintptr_t internal::CaptureAllStrategies() noexcept;
   // HopInFreshContext(fn): Run's hop when the flow has no context: one
   // from the pool, bound by the default strategy around the call.
   template <typename F>
@@ -171,7 +172,7 @@ class Snapshot {
     using R = std::invoke_result_t<F&>;
     internal::ContextLease lease;
     Context* ctx = lease.get();
-    internal::Frame* frame = frames_[0];
+    internal::Frame* frame = single();
     if constexpr (std::is_void_v<R>) {
       internal::DefaultRunBound(ctx, [&] {
         internal::Scope scope(ctx, frame, internal::Scope::HopTag{});
@@ -192,14 +193,14 @@ class Snapshot {
   template <typename F>
   [[gnu::noinline]] std::invoke_result_t<F&> InstallSimple(F& fn) const {
     const Context* bound = internal::DefaultContextForRead();
+    internal::Frame* const frame = single();
     // A task's hop to a flow with no values: one frame, installed inline.
-    if (count_ == 1 && bound->top() == nullptr &&
-        frames_[0]->parent() == nullptr &&
-        internal::IsDefault(frames_[0]->handle())) {
+    if (frame != nullptr && bound->top() == nullptr &&
+        frame->parent() == nullptr && internal::IsDefault(frame->handle())) {
       if (bound == &internal::unbound_context) {
         if constexpr (internal::kDefaultBindsViews) {
-          if (ABSL_PREDICT_TRUE(frames_[0]->slot() < Context::kInlineSlots)) {
-            internal::DefaultViewBinding binding(frames_[0]->HopView());
+          if (ABSL_PREDICT_TRUE(frame->slot() < Context::kInlineSlots)) {
+            internal::DefaultViewBinding binding(frame->HopView());
             return std::invoke(fn);
           }
         }
@@ -209,7 +210,7 @@ class Snapshot {
       // contexts always have values): the hop fills it. Pooled contexts
       // are never const objects; DefaultContextForRead only adds const.
       Context* ctx = const_cast<Context*>(bound);
-      internal::Scope scope(ctx, frames_[0], internal::Scope::HopTag{});
+      internal::Scope scope(ctx, frame, internal::Scope::HopTag{});
       return std::invoke(fn);
     }
     return internal::CallReturning(
@@ -224,30 +225,44 @@ class Snapshot {
   // that every live manager is registered.
   bool SeenByRunningFlowSlow() const noexcept;
   void Clear() noexcept;
-  // CopyFramesOf(other): the copy constructor's loop, for count_ > 1.
-  void CopyFramesOf(const Snapshot& other) noexcept;
 
-  // The innermost frame of each strategy's context that had values; each
-  // holds one reference.
-  // Entries at and beyond count_ are never read (not even initialized: a
-  // capture writes one pointer in the common case, not the whole array).
-  internal::Frame* frames_[internal::kMaxStrategies];
-  int count_ = 0;
+  // rep_: 0 (no values), the innermost frame of the one strategy's
+  // context that had values (the common case; it holds one reference), or
+  // the address of an internal::MultiFrames (several strategies' frames,
+  // reference counted as a whole) with kMultiTag set.
+  static constexpr uintptr_t kMultiTag = 1;
+  internal::Frame* single() const noexcept {
+    return (rep_ & kMultiTag) == 0 ? reinterpret_cast<internal::Frame*>(rep_)
+                                   : nullptr;
+  }
+  // Frames(out): the snapshot's frames, one per strategy, into `out`;
+  // returns how many.
+  int Frames(internal::Frame* out[internal::kMaxStrategies]) const noexcept;
+  // RefMulti(rep) / ReleaseMulti(rep): one reference more / less on a
+  // MultiFrames rep_. Static, taking the word: the snapshot's address does
+  // not escape, so a snapshot that lives in one function stays in a
+  // register.
+  static void RefMulti(uintptr_t rep) noexcept;
+  static void ReleaseMulti(uintptr_t rep) noexcept;
+
+  uintptr_t rep_ = 0;
 };
 
 inline Snapshot Capture() noexcept {
   // One named result on every path, so it is built in place (no move).
   Snapshot snapshot;
   if (ABSL_PREDICT_FALSE(!internal::RegistryIsSimple())) {
-    internal::CaptureAllStrategies(snapshot);
+    snapshot.rep_ = internal::CaptureAllStrategies();
     return snapshot;
   }
   // The common case, one strategy: read inline (a flow with no context
-  // reads unbound_context, whose top is nullptr).
+  // reads unbound_context, whose top is nullptr). A frame's address is
+  // even: telling the compiler lets it drop the destructor's kMultiTag test
+  // where the snapshot dies in view.
   if (internal::Frame* top = internal::DefaultContextForRead()->top()) {
     top->Ref();
-    snapshot.frames_[0] = top;
-    snapshot.count_ = 1;
+    snapshot.rep_ = reinterpret_cast<uintptr_t>(
+        __builtin_assume_aligned(top, alignof(internal::Frame)));
   }
   return snapshot;
 }

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <limits>
+#include <new>
 #include <memory>
 #include <stdexcept>
 #include <type_traits>
@@ -46,7 +48,12 @@ Key::Key(const char* name) : sym_(0) {
   if (name == nullptr) {
     throw std::invalid_argument("gls::Key: a string key may not be null");
   }
-  name_ = name;
+  ::new (static_cast<void*>(name_buffer_)) std::string(name);
+}
+
+const std::string& Key::EmptyName() {
+  static const std::string* const kEmpty = new std::string;
+  return *kEmpty;
 }
 
 KeyView::KeyView(const char* name) : sym_(0) {
@@ -58,7 +65,7 @@ KeyView::KeyView(const char* name) : sym_(0) {
 
 std::ostream& operator<<(std::ostream& os, const Key& key) {
   if (key.is_symbol()) return os << "gls::ContextKey#" << key.sym_;
-  return os << '"' << key.name_ << '"';
+  return os << '"' << key.name() << '"';
 }
 
 std::ostream& operator<<(std::ostream& os, const KeyView& key) {
@@ -82,7 +89,7 @@ Values::Values(std::initializer_list<Entry> entries) {
     const bool typed_ok =
         e.first.typed() == nullptr || *e.first.typed() == e.second.type();
     if (typed_ok && (entries_.empty() || entries_.back().first < e.first)) {
-      entries_.push_back(e);
+      entries_.emplace_back(e);
     } else {
       Set(e.first, e.second);
     }
@@ -123,6 +130,66 @@ const Value* Values::FindSorted(KeyView key) const {
   return it != entries_.end() && key.Matches(it->first) ? &it->second : nullptr;
 }
 
+void Values::EntryStore::Grow(size_t n) {
+  if (n > std::numeric_limits<uint32_t>::max() / 2) throw std::bad_alloc();
+  const size_t capacity = std::max<size_t>(n, size_t{capacity_} * 2);
+  Entry* block = static_cast<Entry*>(::operator new(capacity * sizeof(Entry)));
+  // Entry's move constructor is noexcept: nothing below throws.
+  for (uint32_t i = 0; i < size_; ++i) {
+    ::new (static_cast<void*>(block + i)) Entry(std::move(data_[i]));
+    data_[i].~Entry();
+  }
+  if (!IsInline()) ::operator delete(static_cast<void*>(data_));
+  data_ = block;
+  capacity_ = static_cast<uint32_t>(capacity);
+}
+
+void Values::EntryStore::Clear() noexcept {
+  for (uint32_t i = 0; i < size_; ++i) data_[i].~Entry();
+  size_ = 0;
+  if (!IsInline()) {
+    ::operator delete(static_cast<void*>(data_));
+    data_ = InlineData();
+    capacity_ = kInlineEntries;
+  }
+}
+
+void Values::EntryStore::TakeFrom(EntryStore& other) noexcept {
+  if (!other.IsInline()) {
+    data_ = other.data_;
+    size_ = other.size_;
+    capacity_ = other.capacity_;
+    other.data_ = other.InlineData();
+    other.size_ = 0;
+    other.capacity_ = kInlineEntries;
+    return;
+  }
+  for (uint32_t i = 0; i < other.size_; ++i) {
+    ::new (static_cast<void*>(data_ + i)) Entry(std::move(other.data_[i]));
+    other.data_[i].~Entry();
+  }
+  size_ = other.size_;
+  other.size_ = 0;
+}
+
+void Values::EntryStore::insert(Entry* at, Entry&& entry) {
+  const uint32_t index = static_cast<uint32_t>(at - data_);
+  if (size_ == capacity_) Grow(size_ + 1);
+  // Shift [index, size_) one place right, from the end: every step is a
+  // noexcept move.
+  Entry* data = data_;
+  if (index == size_) {
+    ::new (static_cast<void*>(data + size_)) Entry(std::move(entry));
+  } else {
+    ::new (static_cast<void*>(data + size_)) Entry(std::move(data[size_ - 1]));
+    for (uint32_t i = size_ - 1; i > index; --i) {
+      data[i] = std::move(data[i - 1]);
+    }
+    data[index] = std::move(entry);
+  }
+  ++size_;
+}
+
 template <typename V>
 Values Values::MergedImpl(const Values& base, V&& overrides) {
   // Both are sorted: one linear merge, overrides winning on equal keys.
@@ -135,13 +202,13 @@ Values Values::MergedImpl(const Values& base, V&& overrides) {
   auto o = overrides.entries_.begin(), oe = overrides.entries_.end();
   while (b != be || o != oe) {
     if (o == oe || (b != be && b->first < o->first)) {
-      out.entries_.push_back(*b++);
+      out.entries_.emplace_back(*b++);
     } else {
       if (b != be && b->first == o->first) ++b;
       if constexpr (kMove) {
-        out.entries_.push_back(std::move(*o++));
+        out.entries_.emplace_back(std::move(*o++));
       } else {
-        out.entries_.push_back(*o++);
+        out.entries_.emplace_back(*o++);
       }
     }
   }

@@ -52,7 +52,6 @@
 #include <typeinfo>
 #include <utility>
 
-#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -145,34 +144,82 @@ class Key {
   template <typename T>
   Key(const TypedKey<T>& key)  // NOLINT: implicit by design
       : sym_(key.id()), typed_(&typeid(T)) {}
-  Key(std::string name) : sym_(0), name_(std::move(name)) {}  // NOLINT
-  Key(std::string_view name) : sym_(0), name_(name) {}        // NOLINT
-  Key(const char* name);                                       // NOLINT
+  Key(std::string name) : sym_(0) {  // NOLINT
+    ::new (static_cast<void*>(name_buffer_)) std::string(std::move(name));
+  }
+  Key(std::string_view name) : sym_(0) {  // NOLINT
+    ::new (static_cast<void*>(name_buffer_)) std::string(name);
+  }
+  Key(const char* name);  // NOLINT
+
+  // A symbol key is two words; only a string key holds a std::string, so
+  // copying, moving and destroying the common symbol key touches no string
+  // (//bench:instructions, set_values_prebuilt).
+  Key(const Key& other) : sym_(other.sym_), typed_(other.typed_) {
+    if (sym_ == 0) {
+      ::new (static_cast<void*>(name_buffer_)) std::string(other.name_ref());
+    }
+  }
+  Key(Key&& other) noexcept : sym_(other.sym_), typed_(other.typed_) {
+    if (sym_ == 0) {
+      ::new (static_cast<void*>(name_buffer_))
+          std::string(std::move(other.name_ref()));
+    }
+  }
+  Key& operator=(const Key& other) {
+    if (this != &other) {
+      Key copy(other);
+      *this = std::move(copy);
+    }
+    return *this;
+  }
+  Key& operator=(Key&& other) noexcept {
+    if (this != &other) {
+      this->~Key();
+      ::new (static_cast<void*>(this)) Key(std::move(other));
+    }
+    return *this;
+  }
+  ~Key() {
+    if (sym_ == 0) name_ref().~basic_string();
+  }
 
   // is_symbol(): true for a ContextKey or TypedKey, false for a string key.
   bool is_symbol() const { return sym_ != 0; }
   // symbol(): the key's number, or 0 for a string key.
   uint64_t symbol() const { return sym_; }
   // name(): the string of a string key; empty for a symbol key.
-  const std::string& name() const { return name_; }
+  const std::string& name() const {
+    return sym_ == 0 ? name_ref() : EmptyName();
+  }
   // typed(): the value type of a TypedKey, or nullptr.
   const std::type_info* typed() const { return typed_; }
 
   friend bool operator==(const Key& a, const Key& b) {
-    return a.sym_ == b.sym_ && (a.sym_ != 0 || a.name_ == b.name_);
+    return a.sym_ == b.sym_ && (a.sym_ != 0 || a.name_ref() == b.name_ref());
   }
   // A total order (symbols first, by number; then strings), used to keep
   // entries sorted.
   friend bool operator<(const Key& a, const Key& b) {
     if (a.sym_ != b.sym_) return a.sym_ > b.sym_;  // 0 (strings) sorts last
-    return a.name_ < b.name_;
+    return a.sym_ == 0 && a.name_ref() < b.name_ref();
   }
   friend std::ostream& operator<<(std::ostream& os, const Key& key);
 
  private:
+  static const std::string& EmptyName();
+  // The string of a string key; only valid when sym_ == 0.
+  std::string& name_ref() {
+    return *std::launder(reinterpret_cast<std::string*>(name_buffer_));
+  }
+  const std::string& name_ref() const {
+    return *std::launder(reinterpret_cast<const std::string*>(name_buffer_));
+  }
+
   uint64_t sym_;  // ContextKey/TypedKey number, or 0 for a string key.
   const std::type_info* typed_ = nullptr;
-  std::string name_;
+  // A std::string, constructed only for a string key (sym_ == 0).
+  alignas(std::string) unsigned char name_buffer_[sizeof(std::string)];
 };
 
 // KeyView
@@ -476,9 +523,85 @@ class Values {
   static KeyView ContextKeyView(uint64_t id);
   const Value* FindSorted(KeyView key) const;  // binary search
 
+  // EntryStore: the entries, the first kInlineEntries in place. A vector
+  // written for this one element type: copying two entries is two element
+  // copies and a size (absl::InlinedVector's generic copy and destroy cost
+  // about 90 instructions more per SetValues, //bench:instructions).
+  class EntryStore {
+   public:
+    static constexpr uint32_t kInlineEntries = 2;
+
+    EntryStore() noexcept : data_(InlineData()) {}
+    EntryStore(const EntryStore& other) : EntryStore() {
+      if (other.size_ > kInlineEntries) Grow(other.size_);
+      // size_ counts what is constructed, so a throwing copy leaks nothing.
+      for (const Entry& entry : other) {
+        ::new (static_cast<void*>(data_ + size_)) Entry(entry);
+        ++size_;
+      }
+    }
+    EntryStore(EntryStore&& other) noexcept : EntryStore() { TakeFrom(other); }
+    EntryStore& operator=(const EntryStore& other) {
+      if (this != &other) {
+        EntryStore copy(other);
+        *this = std::move(copy);
+      }
+      return *this;
+    }
+    EntryStore& operator=(EntryStore&& other) noexcept {
+      if (this != &other) {
+        Clear();
+        TakeFrom(other);
+      }
+      return *this;
+    }
+    ~EntryStore() { Clear(); }
+
+    size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    size_t capacity() const { return capacity_; }
+    const Entry* begin() const { return data_; }
+    const Entry* end() const { return data_ + size_; }
+    Entry* begin() { return data_; }
+    Entry* end() { return data_ + size_; }
+    Entry& back() { return data_[size_ - 1]; }
+
+    void reserve(size_t n) {
+      if (n > capacity_) Grow(n);
+    }
+    template <typename... Args>
+    void emplace_back(Args&&... args) {
+      if (size_ == capacity_) Grow(size_ + 1);
+      ::new (static_cast<void*>(data_ + size_)) Entry(std::forward<Args>(args)...);
+      ++size_;
+    }
+    // insert(at, entry): `entry` before `at` (a position in this store).
+    void insert(Entry* at, Entry&& entry);
+
+   private:
+    Entry* InlineData() noexcept {
+      return std::launder(reinterpret_cast<Entry*>(inline_));
+    }
+    bool IsInline() const noexcept {
+      return data_ == reinterpret_cast<const Entry*>(inline_);
+    }
+    // Room for at least `n` entries (n > capacity_), moving the present
+    // ones. Throws std::bad_alloc (then nothing changed).
+    void Grow(size_t n);
+    void Clear() noexcept;
+    // Takes `other`'s entries (the heap block, or each inline entry moved),
+    // leaving it empty. This store must be empty and inline.
+    void TakeFrom(EntryStore& other) noexcept;
+
+    Entry* data_;  // inline_ or a heap block of capacity_ entries
+    uint32_t size_ = 0;
+    uint32_t capacity_ = kInlineEntries;
+    alignas(Entry) unsigned char inline_[kInlineEntries * sizeof(Entry)];
+  };
+
   // Sorted by key, unique keys. Two inline entries: the common SetValues
   // with one or two values allocates nothing for the container.
-  absl::InlinedVector<Entry, 2> entries_;
+  EntryStore entries_;
 };
 
 }  // namespace gls

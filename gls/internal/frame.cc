@@ -97,6 +97,29 @@ void FreeBlockOf(void* p) noexcept {
 
 }  // namespace
 
+void* AllocateFrameBlock() noexcept {
+  FrameCache& cache = frame_cache;
+  if (FreeBlock* block = cache.head) {
+    cache.head = block->next;
+    --cache.count;
+    return block;
+  }
+  return ::operator new(sizeof(Frame), std::nothrow);
+}
+
+void FreeFrameBlock(void* block) noexcept { FreeBlockOf(block); }
+
+void WarnCaptureOutOfMemory() noexcept {
+  static std::atomic<bool> warned{false};
+  if (!warned.exchange(true, std::memory_order_relaxed)) {
+    std::fputs(
+        "gls: gls::Capture() ran out of memory for the values of several "
+        "strategies' managers; the snapshot carries the first strategy's "
+        "only (warned once)\n",
+        stderr);
+  }
+}
+
 template <typename V>
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline Frame* Frame::NewImpl(
     ManagerHandle handle, const Strategy* strategy, const Values* base,

@@ -21,6 +21,7 @@
 #define GLS_INTERNAL_FRAME_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 #include <initializer_list>
@@ -289,6 +290,17 @@ class Scope {
 // table only ever holds frames of its top's chain, so only `old_top`'s chain
 // can have left entries to clear.
 void Rebuild(Context* ctx, const Frame* old_top);
+
+// kFrameBlockSize / AllocateFrameBlock() / FreeFrameBlock(block): blocks of
+// a frame's size from the per-thread cache frames come from (a block freed
+// on any thread goes to that thread's cache). AllocateFrameBlock returns
+// nullptr when the cache is empty and the heap is out of memory. For small
+// records that live like frames (a snapshot of several strategies' frames).
+inline constexpr size_t kFrameBlockSize = sizeof(Frame);
+void* AllocateFrameBlock() noexcept;
+void FreeFrameBlock(void* block) noexcept;
+// WarnCaptureOutOfMemory(): the once-per-process warning for Capture.
+void WarnCaptureOutOfMemory() noexcept;
 
 // Test hook: frames alive in the process (-1 in NDEBUG builds, which do not
 // count).
