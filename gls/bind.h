@@ -42,6 +42,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "gls/context_manager.h"
 #include "gls/snapshot.h"
 
@@ -62,11 +63,13 @@ class Bound {
   Bound(std::in_place_t, G&& fn) : snapshot_(Capture()), fn_(std::forward<G>(fn)) {}
 
   template <typename... Args>
-  std::invoke_result_t<F&, Args...> operator()(Args&&... args) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE std::invoke_result_t<F&, Args...> operator()(
+      Args&&... args) {
     return Call(fn_, std::forward<Args>(args)...);
   }
   template <typename... Args>
-  std::invoke_result_t<const F&, Args...> operator()(Args&&... args) const {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE std::invoke_result_t<const F&, Args...>
+  operator()(Args&&... args) const {
     return Call(fn_, std::forward<Args>(args)...);
   }
 
@@ -79,8 +82,12 @@ class Bound {
   const F& function() const noexcept { return fn_; }
 
  private:
+  // Always inlined, like Snapshot::Run: a call in the binding flow (an
+  // Asio handler run by the event loop that bound it) is then a compare
+  // and the call, with no frame of its own (//bench:instructions).
   template <typename G, typename... Args>
-  decltype(auto) Call(G& fn, Args&&... args) const {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE decltype(auto) Call(G& fn,
+                                                   Args&&... args) const {
     using R = std::invoke_result_t<G&, Args...>;
     if constexpr (std::is_reference_v<R>) {
       // Snapshot::Run returns values only; carry the reference as a pointer.

@@ -86,11 +86,15 @@ inline Snapshot Capture() noexcept;
 class Snapshot {
  public:
   Snapshot() noexcept = default;
+  // An empty snapshot (carried by every executor that propagates nothing
+  // yet) is copied with one test.
   Snapshot(const Snapshot& other) noexcept : rep_(other.rep_) {
-    if (ABSL_PREDICT_TRUE((rep_ & kMultiTag) == 0)) {
-      if (rep_ != 0) single()->Ref();  // the common case, inline
-    } else {
-      RefMulti(rep_);
+    if (rep_ != 0) {
+      if (ABSL_PREDICT_TRUE((rep_ & kMultiTag) == 0)) {
+        single()->Ref();  // the common case, inline
+      } else {
+        RefMulti(rep_);
+      }
     }
   }
   Snapshot(Snapshot&& other) noexcept : rep_(other.rep_) { other.rep_ = 0; }
