@@ -156,13 +156,8 @@ class Snapshot {
           }
         }
       }
-      return InstallSimple(fn);
     }
-    if (!internal::AnyUnregisteredLiveManager() && SeenByRunningFlowSlow()) {
-      return std::invoke(fn);
-    }
-    return internal::CallReturning(
-        fn, [&](absl::FunctionRef<void()> f) { RunGeneral(f); });
+    return RunSlow(fn);
   }
 
  private:
@@ -191,11 +186,25 @@ class Snapshot {
       return std::move(*result);
     }
   }
-  // InstallSimple(fn): Run in the simple registry when the flow's values
-  // are not already the snapshot's and no view was ready: out of line, so
-  // that Run's fast paths keep few registers.
+  // RunSlow(fn): everything Run does beyond its two inline fast paths, out
+  // of line, so that the inlined part stays small enough for callers'
+  // inliners (Asio's handler invocation inlines a bound call whole).
   template <typename F>
-  [[gnu::noinline]] std::invoke_result_t<F&> InstallSimple(F& fn) const {
+  [[gnu::noinline]] std::invoke_result_t<F&> RunSlow(F& fn) const {
+    if (ABSL_PREDICT_TRUE(internal::RegistryIsSimple())) {
+      return InstallSimple(fn);
+    }
+    if (!internal::AnyUnregisteredLiveManager() && SeenByRunningFlowSlow()) {
+      return std::invoke(fn);
+    }
+    return internal::CallReturning(
+        fn, [&](absl::FunctionRef<void()> f) { RunGeneral(f); });
+  }
+  // InstallSimple(fn): Run in the simple registry when the flow's values
+  // are not already the snapshot's and no view was ready.
+  template <typename F>
+  ABSL_ATTRIBUTE_ALWAYS_INLINE std::invoke_result_t<F&> InstallSimple(
+      F& fn) const {
     const Context* bound = internal::DefaultContextForRead();
     internal::Frame* const frame = single();
     // A task's hop to a flow with no values: one frame, installed inline.
