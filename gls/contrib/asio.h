@@ -576,10 +576,12 @@ struct associated_allocator<gls::Bound<F>, Allocator> {
 }  // namespace asio
 }  // namespace boost
 
+#if defined(BOOST_ASIO_HAS_HANDLER_HOOKS) && !defined(BOOST_ASIO_NO_DEPRECATED)
 namespace gls {
 
 // asio_handler_invoke(function, bound): Boost.Asio's invocation hook
-// (deprecated, still called by Boost 1.74 unless BOOST_ASIO_NO_DEPRECATED),
+// (deprecated, still called by Boost 1.74 unless BOOST_ASIO_NO_DEPRECATED,
+// where Asio refuses any definition of it, so there is none),
 // for handlers made by gls::Bind and by the executors above. Calls
 // `function` exactly as Asio's default hook does, but inlined where Asio
 // completes the operation: the default is variadic, and GCC stops inlining
@@ -598,5 +600,6 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void asio_handler_invoke(
 }
 
 }  // namespace gls
+#endif  // Asio still calls its handler hooks
 
 #endif  // GLS_CONTRIB_ASIO_H_
