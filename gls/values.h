@@ -555,7 +555,10 @@ class Values {
       }
       return *this;
     }
-    ~EntryStore() { Clear(); }
+    ~EntryStore() {
+      for (uint32_t i = 0; i < size_; ++i) data_[i].~Entry();
+      if (!IsInline()) ::operator delete(static_cast<void*>(data_));
+    }
 
     size_t size() const { return size_; }
     bool empty() const { return size_ == 0; }

@@ -1,5 +1,8 @@
 #include "gls/internal/frame.h"
 
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -70,7 +73,7 @@ struct FrameCacheFlusher {
 };
 thread_local FrameCacheFlusher frame_cache_flusher;
 
-void* AllocateBlock() {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* AllocateBlock() {
   static_assert(sizeof(Frame) >= sizeof(FreeBlock));
   FrameCache& cache = frame_cache;
   if (FreeBlock* block = cache.head) {
@@ -81,7 +84,10 @@ void* AllocateBlock() {
   return ::operator new(sizeof(Frame));
 }
 
-void FreeBlockOf(void* p) noexcept {
+// FreeBlockSlow(p): FreeBlockOf's uncommon cases, out of line: the first
+// free on a thread (which arms the flusher), a full cache, and frees after
+// the flusher ran (then the heap).
+[[gnu::noinline]] void FreeBlockSlow(void* p) noexcept {
   FrameCache& cache = frame_cache;
   if (!cache.exited && cache.count < kMaxCachedFrames) {
     if (!cache.armed) {
@@ -93,6 +99,20 @@ void FreeBlockOf(void* p) noexcept {
     return;
   }
   ::operator delete(p);
+}
+
+// FreeBlockOf(p): `p` back to this thread's cache, or to the heap. Inline
+// for the common case: the flusher is armed, has not run, and the cache has
+// room.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeBlockOf(void* p) noexcept {
+  FrameCache& cache = frame_cache;
+  if (ABSL_PREDICT_TRUE(cache.armed && !cache.exited &&
+                        cache.count < kMaxCachedFrames)) {
+    cache.head = ::new (p) FreeBlock{cache.head};
+    ++cache.count;
+    return;
+  }
+  FreeBlockSlow(p);
 }
 
 }  // namespace
