@@ -115,8 +115,12 @@ TEST(SnapshotOfSeveralStrategies, CapturesBothAndAllocatesNothingWhenWarm) {
       EXPECT_EQ(allocated, 0);
 #endif
       kept = Capture();
+      // Two captures at one point hold the same values: equal, though each
+      // has a block of its own.
+      EXPECT_TRUE(kept == Capture());
     });
   });
+  EXPECT_FALSE(kept == Capture());
   std::thread([&] {
     EXPECT_EQ(by_thread.GetValue(key), nullptr);
     kept.Run([&] {

@@ -64,6 +64,13 @@ void Snapshot::RefMulti(uintptr_t rep) noexcept {
       ->refs.fetch_add(1, std::memory_order_relaxed);
 }
 
+bool Snapshot::MultiEqual(uintptr_t a, uintptr_t b) noexcept {
+  const auto* x = reinterpret_cast<const internal::MultiFrames*>(a & ~kMultiTag);
+  const auto* y = reinterpret_cast<const internal::MultiFrames*>(b & ~kMultiTag);
+  return x->count == y->count &&
+         std::equal(x->frames, x->frames + x->count, y->frames);
+}
+
 void Snapshot::ReleaseMulti(uintptr_t rep) noexcept {
   auto* multi = reinterpret_cast<internal::MultiFrames*>(rep & ~kMultiTag);
   if (multi->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;

@@ -114,7 +114,10 @@ class Snapshot {
   // a == b: true if both hold the same captured values (the same capture,
   // or copies of it). O(1).
   friend bool operator==(const Snapshot& a, const Snapshot& b) noexcept {
-    return a.rep_ == b.rep_;
+    if (a.rep_ == b.rep_) return true;
+    // Two captures of several strategies' values are two blocks: equal if
+    // they hold the same frames.
+    return (a.rep_ & b.rep_ & kMultiTag) != 0 && MultiEqual(a.rep_, b.rep_);
   }
 
   // Run(fn)
@@ -256,6 +259,7 @@ class Snapshot {
   // not escape, so a snapshot that lives in one function stays in a
   // register.
   static void RefMulti(uintptr_t rep) noexcept;
+  static bool MultiEqual(uintptr_t a, uintptr_t b) noexcept;
   static void ReleaseMulti(uintptr_t rep) noexcept;
 
   uintptr_t rep_ = 0;
