@@ -54,7 +54,8 @@ namespace {
 
 [[gnu::noinline]] void EmptyFunction() { asm volatile(""); }
 
-thread_local int raw_tls_int = 42;
+// Written in main, so the compiler cannot fold it to a constant.
+thread_local int raw_tls_int = 0;
 
 const gls::TypedKey<int> kTypedKey;
 const gls::TypedKey<std::string> kOtherKey;
@@ -69,6 +70,10 @@ constexpr int kStackTagDepth = 8;
 [[gnu::noinline]] uintptr_t LoopRawThreadLocalRead(int64_t n) {
   uintptr_t sum = 0;
   for (int64_t i = 0; i < n; ++i) {
+    // The empty asm with a memory clobber costs no instruction; it keeps the
+    // read in the loop (nothing else here stops the compiler hoisting it:
+    // before, the row read no TLS at all, the value folded to a constant).
+    asm volatile("" ::: "memory");
     sum += static_cast<uintptr_t>(raw_tls_int);
     GLS_KEEP(sum);
   }
@@ -353,6 +358,7 @@ int main(int argc, char** argv) {
                  argv[0], argv[0]);
     return 1;
   }
+  raw_tls_int = 42;
   const std::string_view row_name = argv[1];
   const std::string_view strategy = argv[2];
   if (strategy != "thread_local" && strategy != "goid" &&
