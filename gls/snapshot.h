@@ -12,13 +12,14 @@
 // SetValues inside Run do not reach the capturing flow.
 //
 // Guarantees:
-//   * Capture() and copying, moving or destroying a Snapshot are O(1) and
-//     allocate nothing, however many managers and values there are (one
-//     atomic reference count). A Snapshot is one pointer. With values of
-//     managers of more than one strategy in the flow (rare: managers made
-//     with a Strategy other than the default), Capture takes a small block
-//     from the per-thread cache gls keeps for frames, so it allocates only
-//     when that cache is empty.
+//   * Capture() and copying, moving or destroying a Snapshot are O(1),
+//     however many managers and values there are (one atomic reference
+//     count), and allocate nothing: a Snapshot is one pointer. The one
+//     exception: with values of managers of more than one strategy in the
+//     flow (rare: managers made with a Strategy other than the default),
+//     Capture takes a small block from the per-thread cache gls keeps for
+//     frames, so it allocates only when that cache is empty (the first such
+//     Capture on a thread, say).
 //     Thread-safe: a Snapshot may be copied and run on any number of threads
 //     at once.
 //   * Run(fn) makes the flow see exactly the snapshot's values, for every
