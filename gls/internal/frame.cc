@@ -1,14 +1,14 @@
 #include "gls/internal/frame.h"
 
-#include "absl/base/attributes.h"
-#include "absl/base/optimization.h"
-
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <new>
 #include <vector>
+
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 
 namespace gls {
 namespace internal {
