@@ -73,15 +73,27 @@ struct FrameCacheFlusher {
 };
 thread_local FrameCacheFlusher frame_cache_flusher;
 
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* AllocateBlock() {
+// TakeCachedBlock(): a block from this thread's cache, or nullptr.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* TakeCachedBlock() {
   static_assert(sizeof(Frame) >= sizeof(FreeBlock));
   FrameCache& cache = frame_cache;
-  if (FreeBlock* block = cache.head) {
+  FreeBlock* block = cache.head;
+  if (block != nullptr) {
     cache.head = block->next;
     --cache.count;
-    return block;
   }
+  return block;
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* AllocateBlock() {
+  if (void* block = TakeCachedBlock()) return block;
   return ::operator new(sizeof(Frame));
+}
+
+// PushBlock(cache, p): `p` onto the cache (which has room).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void PushBlock(FrameCache& cache, void* p) {
+  cache.head = ::new (p) FreeBlock{cache.head};
+  ++cache.count;
 }
 
 // FreeBlockSlow(p): FreeBlockOf's uncommon cases, out of line: the first
@@ -94,8 +106,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void* AllocateBlock() {
       cache.armed = true;
       frame_cache_flusher.Arm();
     }
-    cache.head = ::new (p) FreeBlock{cache.head};
-    ++cache.count;
+    PushBlock(cache, p);
     return;
   }
   ::operator delete(p);
@@ -108,8 +119,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeBlockOf(void* p) noexcept {
   FrameCache& cache = frame_cache;
   if (ABSL_PREDICT_TRUE(cache.armed && !cache.exited &&
                         cache.count < kMaxCachedFrames)) {
-    cache.head = ::new (p) FreeBlock{cache.head};
-    ++cache.count;
+    PushBlock(cache, p);
     return;
   }
   FreeBlockSlow(p);
@@ -118,12 +128,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void FreeBlockOf(void* p) noexcept {
 }  // namespace
 
 void* AllocateFrameBlock() noexcept {
-  FrameCache& cache = frame_cache;
-  if (FreeBlock* block = cache.head) {
-    cache.head = block->next;
-    --cache.count;
-    return block;
-  }
+  if (void* block = TakeCachedBlock()) return block;
   return ::operator new(sizeof(Frame), std::nothrow);
 }
 

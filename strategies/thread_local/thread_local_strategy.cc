@@ -12,6 +12,16 @@ Context* MaterializeView(Context* view) noexcept {
   return ctx;
 }
 
+namespace {
+// UnbindWithWarning(warned, what): EndSlow's two ends where fibers switched
+// inside the Run: the once-per-case warning, and the thread left with
+// nothing bound.
+void UnbindWithWarning(std::atomic<bool>& warned, const char* what) noexcept {
+  internal::WarnFiberMisuseOnce(warned, what);
+  tls_context = &internal::unbound_context;
+}
+}  // namespace
+
 void ViewBinding::EndSlow(const Context* view) noexcept {
   Context* bound = tls_context;
   if (bound != &internal::unbound_context && !bound->is_view() &&
@@ -36,22 +46,20 @@ void ViewBinding::EndSlow(const Context* view) noexcept {
     internal::PinFrameOfView(view);
     bound->forget_materialized_from();
     static std::atomic<bool> warned{false};
-    internal::WarnFiberMisuseOnce(
+    UnbindWithWarning(
         warned,
         "a Snapshot::Run ended while scopes of another flow of execution "
         "were still open in it (its context is retired, not reused)");
-    tls_context = &internal::unbound_context;
     return;
   }
   // Something else is bound: another flow's binding (fibers switching under
   // this strategy). The thread had nothing bound when the Run began, and is
   // left so.
   static std::atomic<bool> warned{false};
-  internal::WarnFiberMisuseOnce(
+  UnbindWithWarning(
       warned,
       "a Snapshot::Run ended while another flow's values were bound on its "
       "thread (the thread is left with no values)");
-  tls_context = &internal::unbound_context;
 }
 }  // namespace thread_local_internal
 
